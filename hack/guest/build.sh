@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds the pod VM's guest image from Debian's generic kernel:
+#   OUT/vmlinux         uncompressed kernel, booted by QEMU through PVH
+#   OUT/vmlinuz         the same kernel as Debian ships it (SeaBIOS boot)
+#   OUT/initramfs.cpio  vc-agent as /init plus the kernel modules the guest
+#                       needs, in load order (lib/modules/load-order)
+# Uncompressed on purpose: under TCG, decompressing costs more boot time
+# than copying. Rebuilt only when the agent, the kernel or this script
+# change.
+set -euo pipefail
+
+agent=${1:?usage: build.sh AGENT_BINARY OUT_DIR}
+out=${2:?usage: build.sh AGENT_BINARY OUT_DIR}
+
+# Modules the guest loads at boot; their dependencies come along.
+modules=(
+	virtio_pci virtio_console virtio_net # devices
+	9pnet_virtio 9p virtiofs overlay     # shared filesystem, container roots
+	vmw_vsock_virtio_transport           # agent link where the host has vsock
+)
+
+kver=$(cd /lib/modules && ls -1 | grep -- '-amd64$' | sort -V | tail -n 1)
+vmlinuz=/boot/vmlinuz-$kver
+[ -n "$kver" ] && [ -f "$vmlinuz" ] || {
+	echo "build.sh: no Debian kernel found (install linux-image-amd64: make deps)" >&2
+	exit 1
+}
+
+mkdir -p "$out"
+stamp=$out/.inputs
+inputs=$(sha256sum "$agent" "$vmlinuz" "$0" | awk '{print $1}' | tr '\n' ' ')
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$inputs" ] &&
+	[ -f "$out/vmlinux" ] && [ -f "$out/initramfs.cpio" ]; then
+	echo "guest image up to date ($kver)"
+	exit 0
+fi
+
+# The kernel: bzImage wraps an xz stream that holds the ELF vmlinux; xz
+# complains about the data after the stream, the ELF is complete.
+cp "$vmlinuz" "$out/vmlinuz"
+offset=$(LC_ALL=C grep -aboP '\xfd7zXZ\x00' "$vmlinuz" | head -n 1 | cut -d: -f1)
+[ -n "$offset" ] || { echo "build.sh: no xz stream in $vmlinuz" >&2; exit 1; }
+tail -c +$((offset + 1)) "$vmlinuz" | xz -dc >"$out/vmlinux.tmp" 2>/dev/null || true
+
+	head -c 4 "$out/vmlinux.tmp" | grep -q 'ELF' || { echo "build.sh: kernel extraction failed" >&2; exit 1; }
+mv "$out/vmlinux.tmp" "$out/vmlinux"
+
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage/lib/modules" "$stage/dev" "$stage/proc" "$stage/sys"
+install -m 0755 "$agent" "$stage/init"
+: >"$stage/lib/modules/load-order"
+for m in "${modules[@]}"; do
+	modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+	cp "$ko" "$stage/lib/modules/"
+	basename "$ko" >>"$stage/lib/modules/load-order"
+done
+
+(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
+	cpio --quiet --null -o -H newc -R 0:0 --reproducible) >"$out/initramfs.cpio.tmp"
+mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
+echo "$inputs" >"$stamp"
+echo "guest image built: kernel $kver, $(wc -l <"$stage/lib/modules/load-order") modules, initramfs $(du -h "$out/initramfs.cpio" | cut -f1)"
