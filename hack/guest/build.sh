@@ -41,8 +41,7 @@ cp "$vmlinuz" "$out/vmlinuz"
 offset=$(LC_ALL=C grep -aboP '\xfd7zXZ\x00' "$vmlinuz" | head -n 1 | cut -d: -f1)
 [ -n "$offset" ] || { echo "build.sh: no xz stream in $vmlinuz" >&2; exit 1; }
 tail -c +$((offset + 1)) "$vmlinuz" | xz -dc >"$out/vmlinux.tmp" 2>/dev/null || true
-
-	head -c 4 "$out/vmlinux.tmp" | grep -q 'ELF' || { echo "build.sh: kernel extraction failed" >&2; exit 1; }
+head -c 4 "$out/vmlinux.tmp" | grep -q 'ELF' || { echo "build.sh: kernel extraction failed" >&2; exit 1; }
 mv "$out/vmlinux.tmp" "$out/vmlinux"
 
 stage=$(mktemp -d)
