@@ -102,7 +102,20 @@ func (a *agent) WaitProcess(ctx context.Context, req *protocol.ProcessRequest) (
 		c.mu.Unlock()
 		p.closeStdin()
 	}
-	return &protocol.WaitProcessResponse{ExitCode: p.exitCode, ExitedAtUnixNano: p.exitedAt.UnixNano()}, nil
+	return p.exitStatus(), nil
+}
+
+func (a *agent) ProcessStatus(_ context.Context, req *protocol.ProcessRequest) (*protocol.ProcessStatusResponse, error) {
+	_, p, err := a.process(req.ContainerId, req.ExecId)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.exited:
+		return &protocol.ProcessStatusResponse{Exited: true, Exit: p.exitStatus()}, nil
+	default:
+		return &protocol.ProcessStatusResponse{}, nil
+	}
 }
 
 func (a *agent) ReadOutput(req *protocol.ReadOutputRequest, stream protocol.Agent_ReadOutputServer) error {

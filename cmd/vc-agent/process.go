@@ -14,6 +14,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
 // process is a container's init or exec process and the agent's ends of
@@ -144,6 +146,11 @@ func (p *process) wait() {
 	}
 	p.exitCode, p.exitedAt = code, time.Now()
 	close(p.exited)
+}
+
+// exitStatus is valid once exited is closed.
+func (p *process) exitStatus() *protocol.WaitProcessResponse {
+	return &protocol.WaitProcessResponse{ExitCode: p.exitCode, ExitedAtUnixNano: p.exitedAt.UnixNano()}
 }
 
 // closeStdin closes the process's stdin, which it reads as EOF. With a

@@ -908,6 +908,59 @@ func (x *WaitProcessResponse) GetOomKilled() bool {
 	return false
 }
 
+type ProcessStatusResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Exited bool                   `protobuf:"varint,1,opt,name=exited,proto3" json:"exited,omitempty"`
+	// Set once exited.
+	Exit          *WaitProcessResponse `protobuf:"bytes,2,opt,name=exit,proto3" json:"exit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessStatusResponse) Reset() {
+	*x = ProcessStatusResponse{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessStatusResponse) ProtoMessage() {}
+
+func (x *ProcessStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessStatusResponse.ProtoReflect.Descriptor instead.
+func (*ProcessStatusResponse) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ProcessStatusResponse) GetExited() bool {
+	if x != nil {
+		return x.Exited
+	}
+	return false
+}
+
+func (x *ProcessStatusResponse) GetExit() *WaitProcessResponse {
+	if x != nil {
+		return x.Exit
+	}
+	return nil
+}
+
 type ReadOutputRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ContainerId   string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
@@ -919,7 +972,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +984,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +997,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ReadOutputRequest) GetContainerId() string {
@@ -977,7 +1030,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1042,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1055,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Data) GetData() []byte {
@@ -1024,7 +1077,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1036,7 +1089,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1049,7 +1102,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WriteStdinRequest) GetContainerId() string {
@@ -1085,7 +1138,7 @@ type ResizeTTYRequest struct {
 
 func (x *ResizeTTYRequest) Reset() {
 	*x = ResizeTTYRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1097,7 +1150,7 @@ func (x *ResizeTTYRequest) String() string {
 func (*ResizeTTYRequest) ProtoMessage() {}
 
 func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1110,7 +1163,7 @@ func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeTTYRequest.ProtoReflect.Descriptor instead.
 func (*ResizeTTYRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ResizeTTYRequest) GetContainerId() string {
@@ -1152,7 +1205,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1164,7 +1217,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1177,7 +1230,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -1205,7 +1258,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1270,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1283,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListProcessesRequest) GetContainerId() string {
@@ -1256,7 +1309,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1321,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1334,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListProcessesResponse) GetProcessList() []byte {
@@ -1308,7 +1361,7 @@ type StatsContainerResponse struct {
 
 func (x *StatsContainerResponse) Reset() {
 	*x = StatsContainerResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1320,7 +1373,7 @@ func (x *StatsContainerResponse) String() string {
 func (*StatsContainerResponse) ProtoMessage() {}
 
 func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1333,7 +1386,7 @@ func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerResponse.ProtoReflect.Descriptor instead.
 func (*StatsContainerResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StatsContainerResponse) GetCpuUsageNanos() uint64 {
@@ -1459,7 +1512,10 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\texit_code\x18\x01 \x01(\x05R\bexitCode\x12-\n" +
 	"\x13exited_at_unix_nano\x18\x02 \x01(\x03R\x10exitedAtUnixNano\x12\x1d\n" +
 	"\n" +
-	"oom_killed\x18\x03 \x01(\bR\toomKilled\"\x81\x01\n" +
+	"oom_killed\x18\x03 \x01(\bR\toomKilled\"d\n" +
+	"\x15ProcessStatusResponse\x12\x16\n" +
+	"\x06exited\x18\x01 \x01(\bR\x06exited\x123\n" +
+	"\x04exit\x18\x02 \x01(\v2\x1f.vcagent.v1.WaitProcessResponseR\x04exit\"\x81\x01\n" +
 	"\x11ReadOutputRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x120\n" +
@@ -1498,8 +1554,7 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\xc2\n" +
-	"\n" +
+	"\x06STDERR\x10\x012\x92\v\n" +
 	"\x05Agent\x12<\n" +
 	"\x05Check\x12\x18.vcagent.v1.CheckRequest\x1a\x19.vcagent.v1.CheckResponse\x12Q\n" +
 	"\fGuestDetails\x12\x1f.vcagent.v1.GuestDetailsRequest\x1a .vcagent.v1.GuestDetailsResponse\x12B\n" +
@@ -1515,7 +1570,8 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\rListProcesses\x12 .vcagent.v1.ListProcessesRequest\x1a!.vcagent.v1.ListProcessesResponse\x12@\n" +
 	"\vExecProcess\x12\x1e.vcagent.v1.ExecProcessRequest\x1a\x11.vcagent.v1.Empty\x12D\n" +
 	"\rSignalProcess\x12 .vcagent.v1.SignalProcessRequest\x1a\x11.vcagent.v1.Empty\x12J\n" +
-	"\vWaitProcess\x12\x1a.vcagent.v1.ProcessRequest\x1a\x1f.vcagent.v1.WaitProcessResponse\x12?\n" +
+	"\vWaitProcess\x12\x1a.vcagent.v1.ProcessRequest\x1a\x1f.vcagent.v1.WaitProcessResponse\x12N\n" +
+	"\rProcessStatus\x12\x1a.vcagent.v1.ProcessRequest\x1a!.vcagent.v1.ProcessStatusResponse\x12?\n" +
 	"\n" +
 	"ReadOutput\x12\x1d.vcagent.v1.ReadOutputRequest\x1a\x10.vcagent.v1.Data0\x01\x12@\n" +
 	"\n" +
@@ -1537,7 +1593,7 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
@@ -1555,62 +1611,66 @@ var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(*ExecProcessRequest)(nil),     // 13: vcagent.v1.ExecProcessRequest
 	(*SignalProcessRequest)(nil),   // 14: vcagent.v1.SignalProcessRequest
 	(*WaitProcessResponse)(nil),    // 15: vcagent.v1.WaitProcessResponse
-	(*ReadOutputRequest)(nil),      // 16: vcagent.v1.ReadOutputRequest
-	(*Data)(nil),                   // 17: vcagent.v1.Data
-	(*WriteStdinRequest)(nil),      // 18: vcagent.v1.WriteStdinRequest
-	(*ResizeTTYRequest)(nil),       // 19: vcagent.v1.ResizeTTYRequest
-	(*UpdateContainerRequest)(nil), // 20: vcagent.v1.UpdateContainerRequest
-	(*ListProcessesRequest)(nil),   // 21: vcagent.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),  // 22: vcagent.v1.ListProcessesResponse
-	(*StatsContainerResponse)(nil), // 23: vcagent.v1.StatsContainerResponse
+	(*ProcessStatusResponse)(nil),  // 16: vcagent.v1.ProcessStatusResponse
+	(*ReadOutputRequest)(nil),      // 17: vcagent.v1.ReadOutputRequest
+	(*Data)(nil),                   // 18: vcagent.v1.Data
+	(*WriteStdinRequest)(nil),      // 19: vcagent.v1.WriteStdinRequest
+	(*ResizeTTYRequest)(nil),       // 20: vcagent.v1.ResizeTTYRequest
+	(*UpdateContainerRequest)(nil), // 21: vcagent.v1.UpdateContainerRequest
+	(*ListProcessesRequest)(nil),   // 22: vcagent.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),  // 23: vcagent.v1.ListProcessesResponse
+	(*StatsContainerResponse)(nil), // 24: vcagent.v1.StatsContainerResponse
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
 	6,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
 	7,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
-	0,  // 2: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
-	2,  // 3: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
-	4,  // 4: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
-	8,  // 5: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
-	9,  // 6: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
-	10, // 7: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
-	11, // 8: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 9: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 10: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 11: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 12: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	20, // 13: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	21, // 14: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
-	13, // 15: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
-	14, // 16: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
-	12, // 17: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
-	16, // 18: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	18, // 19: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
-	12, // 20: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	19, // 21: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	3,  // 22: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 23: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	1,  // 24: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 25: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 26: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 27: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 28: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 29: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 30: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	23, // 31: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 32: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	22, // 33: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 34: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 35: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	15, // 36: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	17, // 37: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 38: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 39: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 40: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	22, // [22:41] is the sub-list for method output_type
-	3,  // [3:22] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	15, // 2: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
+	0,  // 3: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
+	2,  // 4: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
+	4,  // 5: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
+	8,  // 6: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
+	9,  // 7: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
+	10, // 8: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
+	11, // 9: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 10: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 11: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 12: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 13: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
+	21, // 14: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	22, // 15: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	13, // 16: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
+	14, // 17: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
+	12, // 18: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
+	12, // 19: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
+	17, // 20: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
+	19, // 21: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	12, // 22: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
+	20, // 23: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	3,  // 24: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	5,  // 25: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	1,  // 26: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 27: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 28: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 29: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 30: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 31: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 32: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	24, // 33: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 34: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	23, // 35: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 36: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 37: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	15, // 38: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	16, // 39: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	18, // 40: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 41: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 42: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 43: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	24, // [24:44] is the sub-list for method output_type
+	4,  // [4:24] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_pkg_agent_protocol_agent_proto_init() }
@@ -1624,7 +1684,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   23,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

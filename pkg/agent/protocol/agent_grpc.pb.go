@@ -44,6 +44,7 @@ const (
 	Agent_ExecProcess_FullMethodName     = "/vcagent.v1.Agent/ExecProcess"
 	Agent_SignalProcess_FullMethodName   = "/vcagent.v1.Agent/SignalProcess"
 	Agent_WaitProcess_FullMethodName     = "/vcagent.v1.Agent/WaitProcess"
+	Agent_ProcessStatus_FullMethodName   = "/vcagent.v1.Agent/ProcessStatus"
 	Agent_ReadOutput_FullMethodName      = "/vcagent.v1.Agent/ReadOutput"
 	Agent_WriteStdin_FullMethodName      = "/vcagent.v1.Agent/WriteStdin"
 	Agent_CloseStdin_FullMethodName      = "/vcagent.v1.Agent/CloseStdin"
@@ -80,6 +81,8 @@ type AgentClient interface {
 	SignalProcess(ctx context.Context, in *SignalProcessRequest, opts ...grpc.CallOption) (*Empty, error)
 	// WaitProcess returns when the process has exited, with its status.
 	WaitProcess(ctx context.Context, in *ProcessRequest, opts ...grpc.CallOption) (*WaitProcessResponse, error)
+	// ProcessStatus tells, without waiting, whether the process has exited.
+	ProcessStatus(ctx context.Context, in *ProcessRequest, opts ...grpc.CallOption) (*ProcessStatusResponse, error)
 	// ReadOutput streams a process's stdout or stderr until it closes.
 	ReadOutput(ctx context.Context, in *ReadOutputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Data], error)
 	// WriteStdin copies the stream to the process's stdin; the first message
@@ -248,6 +251,16 @@ func (c *agentClient) WaitProcess(ctx context.Context, in *ProcessRequest, opts 
 	return out, nil
 }
 
+func (c *agentClient) ProcessStatus(ctx context.Context, in *ProcessRequest, opts ...grpc.CallOption) (*ProcessStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProcessStatusResponse)
+	err := c.cc.Invoke(ctx, Agent_ProcessStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *agentClient) ReadOutput(ctx context.Context, in *ReadOutputRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Data], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Agent_ServiceDesc.Streams[0], Agent_ReadOutput_FullMethodName, cOpts...)
@@ -330,6 +343,8 @@ type AgentServer interface {
 	SignalProcess(context.Context, *SignalProcessRequest) (*Empty, error)
 	// WaitProcess returns when the process has exited, with its status.
 	WaitProcess(context.Context, *ProcessRequest) (*WaitProcessResponse, error)
+	// ProcessStatus tells, without waiting, whether the process has exited.
+	ProcessStatus(context.Context, *ProcessRequest) (*ProcessStatusResponse, error)
 	// ReadOutput streams a process's stdout or stderr until it closes.
 	ReadOutput(*ReadOutputRequest, grpc.ServerStreamingServer[Data]) error
 	// WriteStdin copies the stream to the process's stdin; the first message
@@ -392,6 +407,9 @@ func (UnimplementedAgentServer) SignalProcess(context.Context, *SignalProcessReq
 }
 func (UnimplementedAgentServer) WaitProcess(context.Context, *ProcessRequest) (*WaitProcessResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method WaitProcess not implemented")
+}
+func (UnimplementedAgentServer) ProcessStatus(context.Context, *ProcessRequest) (*ProcessStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ProcessStatus not implemented")
 }
 func (UnimplementedAgentServer) ReadOutput(*ReadOutputRequest, grpc.ServerStreamingServer[Data]) error {
 	return status.Error(codes.Unimplemented, "method ReadOutput not implemented")
@@ -696,6 +714,24 @@ func _Agent_WaitProcess_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_ProcessStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProcessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ProcessStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ProcessStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ProcessStatus(ctx, req.(*ProcessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Agent_ReadOutput_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ReadOutputRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -816,6 +852,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WaitProcess",
 			Handler:    _Agent_WaitProcess_Handler,
+		},
+		{
+			MethodName: "ProcessStatus",
+			Handler:    _Agent_ProcessStatus_Handler,
 		},
 		{
 			MethodName: "CloseStdin",

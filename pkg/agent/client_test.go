@@ -1,0 +1,138 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+)
+
+// fakeAgent answers Check and nothing else, like a guest whose agent runs
+// an older protocol.
+type fakeAgent struct {
+	protocol.UnimplementedAgentServer
+}
+
+func (fakeAgent) Check(context.Context, *protocol.CheckRequest) (*protocol.CheckResponse, error) {
+	return &protocol.CheckResponse{Version: "fake"}, nil
+}
+
+// serveFake plays QEMU's chardev server and the guest behind it: every
+// connection gets a fresh yamux session, as vc-agent starts one each time
+// the host returns.
+func serveFake(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	protocol.RegisterAgentServer(gs, fakeAgent{})
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			session, err := yamux.Server(conn, protocol.YamuxConfig())
+			if err != nil {
+				conn.Close()
+				continue
+			}
+			go gs.Serve(session)
+		}
+	}()
+	t.Cleanup(func() { gs.Stop(); l.Close() })
+	return path
+}
+
+func TestDialReachesAgent(t *testing.T) {
+	path := serveFake(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	resp, err := c.Check(ctx, &protocol.CheckRequest{})
+	if err != nil || resp.Version != "fake" {
+		t.Fatalf("Check: %v, %v", resp, err)
+	}
+	_, err = c.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("GuestDetails on a fake agent: %v, want Unimplemented", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	// The host comes back, as after a daemon restart.
+	c, err = Dial(ctx, path)
+	if err != nil {
+		t.Fatalf("Dial after Close: %v", err)
+	}
+	c.Close()
+}
+
+func TestDialWaitsForSocket(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.sock")
+	go func() {
+		// The hypervisor creates the socket a moment after it starts.
+		time.Sleep(200 * time.Millisecond)
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return
+		}
+		t.Cleanup(func() { l.Close() })
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		session, _ := yamux.Server(conn, protocol.YamuxConfig())
+		gs := grpc.NewServer()
+		protocol.RegisterAgentServer(gs, fakeAgent{})
+		t.Cleanup(gs.Stop)
+		go gs.Serve(session)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	c.Close()
+}
+
+func TestDialGivesUpWithContext(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	_, err := Dial(ctx, filepath.Join(t.TempDir(), "none.sock"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial of a missing socket: %v, want DeadlineExceeded", err)
+	}
+}
+
+func TestDialSilentAgent(t *testing.T) {
+	// A socket whose guest never answers: a VM that hangs while booting.
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Dial(ctx, path); status.Code(err) != codes.DeadlineExceeded && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Dial of a silent agent: %v, want a deadline error", err)
+	}
+}
