@@ -1,0 +1,161 @@
+// Package store keeps the CRI server's records of pods and containers:
+// in memory for reads, each written to its own file on every change so
+// that a restarted vc-cri finds them again.
+package store
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// Sentinel errors, wrapped with the ID.
+var (
+	ErrNotFound      = errors.New("not found")
+	ErrAlreadyExists = errors.New("already exists")
+)
+
+// Store holds records of type T by ID. T must survive a JSON round trip;
+// records are handed out as copies, so callers never share one.
+type Store[T any] struct {
+	dir  string
+	kind string
+
+	// mu guards items and the files under dir.
+	mu    sync.RWMutex
+	items map[string]*T
+}
+
+// Open loads every record saved under dir (created if needed).
+func Open[T any](dir, kind string) (*Store[T], error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	s := &Store[T]{dir: dir, kind: kind, items: map[string]*T{}}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		var v T
+		if err := json.Unmarshal(b, &v); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", kind, id, err)
+		}
+		s.items[id] = &v
+	}
+	return s, nil
+}
+
+// Add saves a new record.
+func (s *Store[T]) Add(id string, v T) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.items[id]; ok {
+		return fmt.Errorf("%s %q: %w", s.kind, id, ErrAlreadyExists)
+	}
+	if err := s.write(id, &v); err != nil {
+		return err
+	}
+	s.items[id] = &v
+	return nil
+}
+
+// Get returns a copy of the record.
+func (s *Store[T]) Get(id string) (T, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	v, ok := s.items[id]
+	if !ok {
+		var zero T
+		return zero, fmt.Errorf("%s %q: %w", s.kind, id, ErrNotFound)
+	}
+	return clone(v), nil
+}
+
+// Update applies fn to a copy of the record and saves it; if fn or the
+// save fails, the record is left as it was.
+func (s *Store[T]) Update(id string, fn func(*T) error) (T, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var zero T
+	old, ok := s.items[id]
+	if !ok {
+		return zero, fmt.Errorf("%s %q: %w", s.kind, id, ErrNotFound)
+	}
+	v := clone(old)
+	if err := fn(&v); err != nil {
+		return zero, err
+	}
+	if err := s.write(id, &v); err != nil {
+		return zero, err
+	}
+	s.items[id] = &v
+	return clone(&v), nil
+}
+
+// Delete removes the record; a missing one is no error.
+func (s *Store[T]) Delete(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(filepath.Join(s.dir, id+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	delete(s.items, id)
+	return nil
+}
+
+// List returns copies of every record, ordered by ID.
+func (s *Store[T]) List() []T {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ids := make([]string, 0, len(s.items))
+	for id := range s.items {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]T, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, clone(s.items[id]))
+	}
+	return out
+}
+
+// write saves v atomically.
+func (s *Store[T]) write(id string, v *T) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(s.dir, id+".json")
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
+}
+
+// clone deep-copies through JSON: records are small and this keeps every
+// nested pointer (protobuf configs) unshared.
+func clone[T any](v *T) T {
+	var out T
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = json.Unmarshal(b, &out)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("store: record does not survive JSON: %v", err))
+	}
+	return out
+}

@@ -1,0 +1,86 @@
+package store
+
+import (
+	"errors"
+	"testing"
+)
+
+type record struct {
+	Name  string
+	Count int
+}
+
+func TestStorePersistsAndReloads(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("a", record{Name: "first"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("a", record{}); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("second Add: %v, want ErrAlreadyExists", err)
+	}
+	if _, err := s.Update("a", func(r *record) error { r.Count = 2; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	failing := errors.New("refused")
+	if _, err := s.Update("a", func(r *record) error { r.Count = 99; return failing }); !errors.Is(err, failing) {
+		t.Fatalf("failing Update: %v", err)
+	}
+	if _, err := s.Update("none", func(*record) error { return nil }); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Update of a missing record: %v, want ErrNotFound", err)
+	}
+	// A restart reads what was saved, without the failed update.
+	s2, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s2.Get("a")
+	if err != nil || r.Name != "first" || r.Count != 2 {
+		t.Fatalf("reloaded %+v, %v; want first with count 2", r, err)
+	}
+	if err := s2.Delete("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Delete("a"); err != nil {
+		t.Fatalf("second Delete: %v", err)
+	}
+	if _, err := s2.Get("a"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after Delete: %v, want ErrNotFound", err)
+	}
+	if len(s2.List()) != 0 {
+		t.Fatal("List after Delete is not empty")
+	}
+}
+
+func TestGetReturnsCopies(t *testing.T) {
+	s, err := Open[record](t.TempDir(), "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Add("a", record{Name: "x"})
+	r, _ := s.Get("a")
+	r.Name = "changed"
+	if r2, _ := s.Get("a"); r2.Name != "x" {
+		t.Fatal("a caller's copy changed the stored record")
+	}
+}
+
+func TestNames(t *testing.T) {
+	n := NewNames()
+	if err := n.Reserve("pod_ns_uid_0", "id1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Reserve("pod_ns_uid_0", "id1"); err != nil {
+		t.Fatalf("reserving again for the same ID: %v", err)
+	}
+	if err := n.Reserve("pod_ns_uid_0", "id2"); !errors.Is(err, ErrAlreadyExists) {
+		t.Fatalf("reserving for another ID: %v, want ErrAlreadyExists", err)
+	}
+	n.Release("pod_ns_uid_0")
+	if err := n.Reserve("pod_ns_uid_0", "id2"); err != nil {
+		t.Fatalf("reserving a released name: %v", err)
+	}
+}
