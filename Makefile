@@ -8,7 +8,7 @@ BIN         := $(OUT)/bin
 TOOLS       := $(OUT)/tools
 GUEST       := $(OUT)/guest
 GO          ?= go
-TAGS        := containers_image_openpgp
+TAGS        := containers_image_openpgp exclude_graphdriver_btrfs
 GOFLAGS_ALL := -tags "$(TAGS)"
 GUEST_DIR   ?= /var/lib/vc-cri/guest
 

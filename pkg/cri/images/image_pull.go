@@ -1,0 +1,35 @@
+package images
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/vc-cri/vc-cri/pkg/image"
+)
+
+// PullImage pulls an image with the request's credentials and returns its
+// ID, which ImageStatus, RemoveImage and CreateContainer accept.
+func (s *Service) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*runtime.PullImageResponse, error) {
+	ref := r.GetImage().GetImage()
+	if ref == "" {
+		return nil, status.Error(codes.InvalidArgument, "image reference is empty")
+	}
+	var auth *image.Auth
+	if a := r.GetAuth(); a != nil {
+		auth = &image.Auth{
+			Username:      a.GetUsername(),
+			Password:      a.GetPassword(),
+			Auth:          a.GetAuth(),
+			IdentityToken: a.GetIdentityToken(),
+			RegistryToken: a.GetRegistryToken(),
+		}
+	}
+	img, err := s.store.Pull(ctx, ref, auth)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &runtime.PullImageResponse{ImageRef: img.ID}, nil
+}
