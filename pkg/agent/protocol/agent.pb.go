@@ -1065,6 +1065,59 @@ func (x *Data) GetData() []byte {
 	return nil
 }
 
+type PortForwardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Set in the first message only.
+	Port          uint32 `protobuf:"varint,1,opt,name=port,proto3" json:"port,omitempty"`
+	Data          []byte `protobuf:"bytes,2,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PortForwardRequest) Reset() {
+	*x = PortForwardRequest{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PortForwardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PortForwardRequest) ProtoMessage() {}
+
+func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
+func (*PortForwardRequest) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PortForwardRequest) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+func (x *PortForwardRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type WriteStdinRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Set in the first message only.
@@ -1077,7 +1130,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1089,7 +1142,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1102,7 +1155,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WriteStdinRequest) GetContainerId() string {
@@ -1138,7 +1191,7 @@ type ResizeTTYRequest struct {
 
 func (x *ResizeTTYRequest) Reset() {
 	*x = ResizeTTYRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1150,7 +1203,7 @@ func (x *ResizeTTYRequest) String() string {
 func (*ResizeTTYRequest) ProtoMessage() {}
 
 func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1163,7 +1216,7 @@ func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeTTYRequest.ProtoReflect.Descriptor instead.
 func (*ResizeTTYRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResizeTTYRequest) GetContainerId() string {
@@ -1205,7 +1258,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1270,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1283,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -1258,7 +1311,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1270,7 +1323,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1283,7 +1336,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListProcessesRequest) GetContainerId() string {
@@ -1309,7 +1362,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1374,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1387,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListProcessesResponse) GetProcessList() []byte {
@@ -1361,7 +1414,7 @@ type StatsContainerResponse struct {
 
 func (x *StatsContainerResponse) Reset() {
 	*x = StatsContainerResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1426,7 @@ func (x *StatsContainerResponse) String() string {
 func (*StatsContainerResponse) ProtoMessage() {}
 
 func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1439,7 @@ func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerResponse.ProtoReflect.Descriptor instead.
 func (*StatsContainerResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StatsContainerResponse) GetCpuUsageNanos() uint64 {
@@ -1521,7 +1574,10 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x120\n" +
 	"\x06stream\x18\x03 \x01(\x0e2\x18.vcagent.v1.OutputStreamR\x06stream\"\x1a\n" +
 	"\x04Data\x12\x12\n" +
-	"\x04data\x18\x01 \x01(\fR\x04data\"c\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"<\n" +
+	"\x12PortForwardRequest\x12\x12\n" +
+	"\x04port\x18\x01 \x01(\rR\x04port\x12\x12\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"c\n" +
 	"\x11WriteStdinRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x12\n" +
@@ -1554,7 +1610,7 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\x92\v\n" +
+	"\x06STDERR\x10\x012\xd7\v\n" +
 	"\x05Agent\x12<\n" +
 	"\x05Check\x12\x18.vcagent.v1.CheckRequest\x1a\x19.vcagent.v1.CheckResponse\x12Q\n" +
 	"\fGuestDetails\x12\x1f.vcagent.v1.GuestDetailsRequest\x1a .vcagent.v1.GuestDetailsResponse\x12B\n" +
@@ -1578,7 +1634,8 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"WriteStdin\x12\x1d.vcagent.v1.WriteStdinRequest\x1a\x11.vcagent.v1.Empty(\x01\x12;\n" +
 	"\n" +
 	"CloseStdin\x12\x1a.vcagent.v1.ProcessRequest\x1a\x11.vcagent.v1.Empty\x12<\n" +
-	"\tResizeTTY\x12\x1c.vcagent.v1.ResizeTTYRequest\x1a\x11.vcagent.v1.EmptyB-Z+github.com/vc-cri/vc-cri/pkg/agent/protocolb\x06proto3"
+	"\tResizeTTY\x12\x1c.vcagent.v1.ResizeTTYRequest\x1a\x11.vcagent.v1.Empty\x12C\n" +
+	"\vPortForward\x12\x1e.vcagent.v1.PortForwardRequest\x1a\x10.vcagent.v1.Data(\x010\x01B-Z+github.com/vc-cri/vc-cri/pkg/agent/protocolb\x06proto3"
 
 var (
 	file_pkg_agent_protocol_agent_proto_rawDescOnce sync.Once
@@ -1593,7 +1650,7 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
@@ -1614,12 +1671,13 @@ var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(*ProcessStatusResponse)(nil),  // 16: vcagent.v1.ProcessStatusResponse
 	(*ReadOutputRequest)(nil),      // 17: vcagent.v1.ReadOutputRequest
 	(*Data)(nil),                   // 18: vcagent.v1.Data
-	(*WriteStdinRequest)(nil),      // 19: vcagent.v1.WriteStdinRequest
-	(*ResizeTTYRequest)(nil),       // 20: vcagent.v1.ResizeTTYRequest
-	(*UpdateContainerRequest)(nil), // 21: vcagent.v1.UpdateContainerRequest
-	(*ListProcessesRequest)(nil),   // 22: vcagent.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),  // 23: vcagent.v1.ListProcessesResponse
-	(*StatsContainerResponse)(nil), // 24: vcagent.v1.StatsContainerResponse
+	(*PortForwardRequest)(nil),     // 19: vcagent.v1.PortForwardRequest
+	(*WriteStdinRequest)(nil),      // 20: vcagent.v1.WriteStdinRequest
+	(*ResizeTTYRequest)(nil),       // 21: vcagent.v1.ResizeTTYRequest
+	(*UpdateContainerRequest)(nil), // 22: vcagent.v1.UpdateContainerRequest
+	(*ListProcessesRequest)(nil),   // 23: vcagent.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),  // 24: vcagent.v1.ListProcessesResponse
+	(*StatsContainerResponse)(nil), // 25: vcagent.v1.StatsContainerResponse
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
 	6,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
@@ -1636,38 +1694,40 @@ var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
 	11, // 11: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
 	11, // 12: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
 	11, // 13: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	21, // 14: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	22, // 15: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	22, // 14: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	23, // 15: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
 	13, // 16: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
 	14, // 17: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
 	12, // 18: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
 	12, // 19: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
 	17, // 20: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	19, // 21: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	20, // 21: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
 	12, // 22: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	20, // 23: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	3,  // 24: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 25: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	1,  // 26: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 27: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 28: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 29: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 30: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 31: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 32: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	24, // 33: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 34: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	23, // 35: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 36: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 37: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	15, // 38: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	16, // 39: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
-	18, // 40: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 41: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 42: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 43: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	24, // [24:44] is the sub-list for method output_type
-	4,  // [4:24] is the sub-list for method input_type
+	21, // 23: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	19, // 24: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
+	3,  // 25: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	5,  // 26: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	1,  // 27: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 28: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 29: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 30: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 31: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 32: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 33: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	25, // 34: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 35: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	24, // 36: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 37: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 38: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	15, // 39: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	16, // 40: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	18, // 41: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 42: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 43: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 44: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	18, // 45: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
+	25, // [25:46] is the sub-list for method output_type
+	4,  // [4:25] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name
@@ -1684,7 +1744,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   24,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

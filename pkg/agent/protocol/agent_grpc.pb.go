@@ -49,6 +49,7 @@ const (
 	Agent_WriteStdin_FullMethodName      = "/vcagent.v1.Agent/WriteStdin"
 	Agent_CloseStdin_FullMethodName      = "/vcagent.v1.Agent/CloseStdin"
 	Agent_ResizeTTY_FullMethodName       = "/vcagent.v1.Agent/ResizeTTY"
+	Agent_PortForward_FullMethodName     = "/vcagent.v1.Agent/PortForward"
 )
 
 // AgentClient is the client API for Agent service.
@@ -91,6 +92,11 @@ type AgentClient interface {
 	WriteStdin(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[WriteStdinRequest, Empty], error)
 	CloseStdin(ctx context.Context, in *ProcessRequest, opts ...grpc.CallOption) (*Empty, error)
 	ResizeTTY(ctx context.Context, in *ResizeTTYRequest, opts ...grpc.CallOption) (*Empty, error)
+	// PortForward connects to a TCP port on the guest's loopback, in the
+	// pod's network namespace, and carries the connection both ways. The
+	// first message names the port; ending the send side half-closes the
+	// connection, and the guest ends the stream when the port closes.
+	PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, Data], error)
 }
 
 type agentClient struct {
@@ -313,6 +319,19 @@ func (c *agentClient) ResizeTTY(ctx context.Context, in *ResizeTTYRequest, opts 
 	return out, nil
 }
 
+func (c *agentClient) PortForward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[PortForwardRequest, Data], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Agent_ServiceDesc.Streams[2], Agent_PortForward_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PortForwardRequest, Data]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Agent_PortForwardClient = grpc.BidiStreamingClient[PortForwardRequest, Data]
+
 // AgentServer is the server API for Agent service.
 // All implementations must embed UnimplementedAgentServer
 // for forward compatibility.
@@ -353,6 +372,11 @@ type AgentServer interface {
 	WriteStdin(grpc.ClientStreamingServer[WriteStdinRequest, Empty]) error
 	CloseStdin(context.Context, *ProcessRequest) (*Empty, error)
 	ResizeTTY(context.Context, *ResizeTTYRequest) (*Empty, error)
+	// PortForward connects to a TCP port on the guest's loopback, in the
+	// pod's network namespace, and carries the connection both ways. The
+	// first message names the port; ending the send side half-closes the
+	// connection, and the guest ends the stream when the port closes.
+	PortForward(grpc.BidiStreamingServer[PortForwardRequest, Data]) error
 	mustEmbedUnimplementedAgentServer()
 }
 
@@ -422,6 +446,9 @@ func (UnimplementedAgentServer) CloseStdin(context.Context, *ProcessRequest) (*E
 }
 func (UnimplementedAgentServer) ResizeTTY(context.Context, *ResizeTTYRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResizeTTY not implemented")
+}
+func (UnimplementedAgentServer) PortForward(grpc.BidiStreamingServer[PortForwardRequest, Data]) error {
+	return status.Error(codes.Unimplemented, "method PortForward not implemented")
 }
 func (UnimplementedAgentServer) mustEmbedUnimplementedAgentServer() {}
 func (UnimplementedAgentServer) testEmbeddedByValue()               {}
@@ -786,6 +813,13 @@ func _Agent_ResizeTTY_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Agent_PortForward_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(AgentServer).PortForward(&grpc.GenericServerStream[PortForwardRequest, Data]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Agent_PortForwardServer = grpc.BidiStreamingServer[PortForwardRequest, Data]
+
 // Agent_ServiceDesc is the grpc.ServiceDesc for Agent service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -875,6 +909,12 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "WriteStdin",
 			Handler:       _Agent_WriteStdin_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "PortForward",
+			Handler:       _Agent_PortForward_Handler,
+			ServerStreams: true,
 			ClientStreams: true,
 		},
 	},

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// defaultConfig is the configuration vc-cri runs with when
+// /etc/vc-cri/config.toml is absent; `vc-cri config default` prints it.
+//
+//go:embed config.default.toml
+var defaultConfig []byte
+
+// Config is vc-cri's configuration file.
+type Config struct {
+	// Listen is the CRI endpoint, unix:///path.
+	Listen string `toml:"listen"`
+	// Root holds persistent state: the image store.
+	Root string `toml:"root"`
+	// State holds runtime state: sandboxes, VM sockets, the CRI socket.
+	State string `toml:"state"`
+	// LogLevel is klog's verbosity: 0 (default) to 10.
+	LogLevel int `toml:"log_level"`
+	// StreamingAddress is where exec, attach and port-forward streams are
+	// served (host:port; port 0 picks one).
+	StreamingAddress string `toml:"streaming_address"`
+
+	VM    VMConfig    `toml:"vm"`
+	CNI   CNIConfig   `toml:"cni"`
+	Image ImageConfig `toml:"image"`
+}
+
+// VMConfig is the pod VM's configuration.
+type VMConfig struct {
+	Hypervisor     string   `toml:"hypervisor"`
+	HypervisorPath string   `toml:"hypervisor_path"`
+	Kernel         string   `toml:"kernel"`
+	Image          string   `toml:"image"`
+	Accelerator    string   `toml:"accelerator"`
+	SharedFS       string   `toml:"shared_fs"`
+	VCPUs          uint32   `toml:"vcpus"`
+	MemoryMiB      uint32   `toml:"memory_mib"`
+	KernelParams   []string `toml:"kernel_params"`
+	NetworkModel   string   `toml:"network_model"`
+	Debug          bool     `toml:"debug"`
+}
+
+// CNIConfig locates the CNI configuration and plugins.
+type CNIConfig struct {
+	ConfDir string   `toml:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs"`
+}
+
+// ImageConfig configures image pulls.
+type ImageConfig struct {
+	// RegistriesConf is a containers-registries.conf(5) v2 file.
+	RegistriesConf string `toml:"registries_conf"`
+}
+
+// loadConfig reads path over the embedded defaults. A missing file is no
+// error when it is the default path: the defaults apply.
+func loadConfig(path string, explicit bool) (*Config, error) {
+	var cfg Config
+	if err := toml.Unmarshal(defaultConfig, &cfg); err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !explicit {
+		return &cfg, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dec := toml.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return &cfg, nil
+}

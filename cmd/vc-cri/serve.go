@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/cni"
+	"github.com/vc-cri/vc-cri/pkg/cri"
+	"github.com/vc-cri/vc-cri/pkg/cri/images"
+	"github.com/vc-cri/vc-cri/pkg/image"
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// serve runs the CRI server until ctx ends. Pods keep running: their VMs
+// outlive the daemon, and the next start finds them again.
+func serve(ctx context.Context, cfg *Config) error {
+	socket, ok := strings.CutPrefix(cfg.Listen, "unix://")
+	if !ok {
+		return fmt.Errorf("listen %q: want unix:///path", cfg.Listen)
+	}
+	sandbox.StateRoot = filepath.Join(cfg.State, "sandboxes")
+
+	imgs, err := image.New(image.Config{
+		Root:           filepath.Join(cfg.Root, "storage"),
+		RunRoot:        filepath.Join(cfg.State, "storage"),
+		RegistriesConf: cfg.Image.RegistriesConf,
+	})
+	if err != nil {
+		return fmt.Errorf("image store: %w", err)
+	}
+	defer imgs.Close()
+
+	sbCfg, err := sandboxTemplate(cfg)
+	if err != nil {
+		return err
+	}
+	svc, err := cri.New(ctx, cri.Options{
+		StateDir:         filepath.Join(cfg.State, "cri"),
+		Sandbox:          sbCfg,
+		Images:           imgs,
+		Network:          cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")}),
+		StreamingAddress: cfg.StreamingAddress,
+	})
+	if err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(socket); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		return err
+	}
+	gs := grpc.NewServer(
+		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(cri.StreamInterceptor),
+	)
+	runtime.RegisterRuntimeServiceServer(gs, svc)
+	runtime.RegisterImageServiceServer(gs, images.NewService(imgs))
+
+	errc := make(chan error, 2)
+	go func() { errc <- svc.Start(ctx) }()
+	go func() { errc <- gs.Serve(l) }()
+	klog.InfoS("vc-cri serving", "socket", socket, "state", cfg.State, "root", cfg.Root)
+	select {
+	case <-ctx.Done():
+		klog.InfoS("Shutting down; pods keep running")
+	case err = <-errc:
+	}
+	gs.GracefulStop()
+	return err
+}
+
+// sandboxTemplate is the sandbox configuration every pod starts from.
+func sandboxTemplate(cfg *Config) (sandbox.SandboxConfig, error) {
+	model, err := networkModel(cfg.VM.NetworkModel)
+	if err != nil {
+		return sandbox.SandboxConfig{}, err
+	}
+	var params []sandbox.Param
+	for _, p := range cfg.VM.KernelParams {
+		k, v, _ := strings.Cut(p, "=")
+		params = append(params, sandbox.Param{Key: k, Value: v})
+	}
+	agent := sandbox.KataContainersAgent
+	if cfg.VM.Hypervisor == string(sandbox.MockHypervisor) {
+		agent = sandbox.NoopAgentType
+	}
+	return sandbox.SandboxConfig{
+		HypervisorType: sandbox.HypervisorType(cfg.VM.Hypervisor),
+		HypervisorConfig: sandbox.HypervisorConfig{
+			KernelPath:          cfg.VM.Kernel,
+			ImagePath:           cfg.VM.Image,
+			HypervisorPath:      cfg.VM.HypervisorPath,
+			MachineAccelerators: cfg.VM.Accelerator,
+			SharedFS:            cfg.VM.SharedFS,
+			KernelParams:        params,
+			NumVCPUs:            cfg.VM.VCPUs,
+			MemorySize:          cfg.VM.MemoryMiB,
+			Debug:               cfg.VM.Debug,
+		},
+		AgentType:     agent,
+		AgentConfig:   sandbox.KataAgentConfig{Debug: cfg.VM.Debug},
+		NetworkConfig: sandbox.NetworkConfig{InterworkingModel: model},
+	}, nil
+}
+
+func networkModel(name string) (sandbox.NetInterworkingModel, error) {
+	switch name {
+	case "", "default":
+		return sandbox.NetXConnectDefaultModel, nil
+	case "tcfilter":
+		return sandbox.NetXConnectTCFilterModel, nil
+	case "bridged":
+		return sandbox.NetXConnectBridgedModel, nil
+	case "macvtap":
+		return sandbox.NetXConnectMacVtapModel, nil
+	}
+	return 0, fmt.Errorf("vm.network_model %q: want tcfilter, bridged or macvtap", name)
+}

@@ -1,0 +1,101 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// CreateContainer prepares the container's root from its image and has
+// the pod's guest create it.
+func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContainerRequest) (_ *runtime.CreateContainerResponse, retErr error) {
+	config := req.GetConfig()
+	if config.GetMetadata().GetName() == "" {
+		return nil, invalidArgument("container metadata needs a name")
+	}
+	if config.GetImage().GetImage() == "" {
+		return nil, invalidArgument("container %q names no image", config.Metadata.Name)
+	}
+	pod, err := s.pods.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if pod.State != runtime.PodSandboxState_SANDBOX_READY {
+		return nil, failedPrecondition("pod sandbox %q is not ready", pod.ID)
+	}
+	id := newID()
+	name := containerName(config.Metadata, pod.Config.Metadata)
+	if err := s.ctrNames.Reserve(name, id); err != nil {
+		return nil, fmt.Errorf("container %q: %w", name, err)
+	}
+	var undo []func(context.Context)
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](ctx)
+		}
+		s.ctrNames.Release(name)
+	}()
+
+	img, err := s.opts.Images.Status(ctx, config.Image.Image)
+	if err != nil {
+		return nil, fmt.Errorf("image of container %q: %w", name, err)
+	}
+	rootfs, err := s.opts.Images.Mount(ctx, id, img.ID, "")
+	if err != nil {
+		return nil, fmt.Errorf("root of container %q: %w", name, err)
+	}
+	undo = append(undo, func(ctx context.Context) { _ = s.opts.Images.RemoveRootfs(ctx, id) })
+
+	imgConfig := img.Config.Config
+	cfg, err := s.containerConfig(id, rootfs, pod, config, &imgConfig)
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := sandbox.CreateContainerContext(ctx, pod.ID, cfg); err != nil {
+		return nil, fmt.Errorf("create container %q: %w", name, err)
+	}
+	undo = append(undo, func(ctx context.Context) { _, _ = sandbox.DeleteContainerContext(ctx, pod.ID, id) })
+
+	rec := containerRecord{
+		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
+		State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(),
+	}
+	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
+		rec.LogPath = filepath.Join(dir, config.LogPath)
+	}
+	if err := s.containers.Add(id, rec); err != nil {
+		return nil, err
+	}
+	s.events.publish(runtime.ContainerEventType_CONTAINER_CREATED_EVENT, rec, pod)
+	klog.InfoS("Container created", "pod", pod.ID, "container", id, "name", name)
+	return &runtime.CreateContainerResponse{ContainerId: id}, nil
+}
+
+// containerName is kubelet's unique name of a container.
+func containerName(c *runtime.ContainerMetadata, p *runtime.PodSandboxMetadata) string {
+	return strings.Join([]string{c.Name, p.Name, p.Namespace, p.Uid, fmt.Sprint(c.Attempt)}, "_")
+}
+
+// imageRef is the image as ContainerStatus reports it: by digest where
+// the image has one, as containerd does.
+func imageRef(digests, tags []string, id string) string {
+	if len(digests) > 0 {
+		return digests[0]
+	}
+	if len(tags) > 0 {
+		return tags[0]
+	}
+	return id
+}

@@ -1,0 +1,101 @@
+package cri
+
+import (
+	"context"
+	"io"
+	"sync"
+	"syscall"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// Exec returns the URL where the client runs the command.
+func (s *Service) Exec(_ context.Context, req *runtime.ExecRequest) (*runtime.ExecResponse, error) {
+	if err := s.checkRunning(req.GetContainerId()); err != nil {
+		return nil, err
+	}
+	if len(req.Cmd) == 0 {
+		return nil, invalidArgument("exec needs a command")
+	}
+	if !req.Stdout && !req.Stderr && !req.Stdin {
+		return nil, invalidArgument("exec needs one of stdin, stdout and stderr")
+	}
+	return s.streaming.server.GetExec(req)
+}
+
+func (s *Service) checkRunning(id string) error {
+	c, err := s.containers.Get(id)
+	if err != nil {
+		return err
+	}
+	if c.State != runtime.ContainerState_CONTAINER_RUNNING {
+		return failedPrecondition("container %q is not running", id)
+	}
+	return nil
+}
+
+// exec runs cmd in the container with the given streams and returns its
+// exit code.
+func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) (int32, error) {
+	c, err := s.containers.Get(containerID)
+	if err != nil {
+		return 0, err
+	}
+	ecmd := sandbox.Cmd{Args: cmd, Interactive: in != nil}
+	if tty {
+		ecmd.Console = "pty"
+	}
+	_, _, proc, err := sandbox.EnterContainerContext(ctx, c.PodID, c.ID, ecmd)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stdin, stdout, stderr, err := sandbox.IOStream(ctx, c.PodID, c.ID, proc.Token)
+	if err != nil {
+		return 0, err
+	}
+	if resize != nil {
+		go func() {
+			for size := range resize {
+				_ = sandbox.WinsizeProcess(ctx, c.PodID, c.ID, proc.Token, uint32(size.Height), uint32(size.Width))
+			}
+		}()
+	}
+	if in != nil {
+		go func() {
+			_, _ = io.Copy(stdin, in)
+			_ = stdin.Close()
+		}()
+	}
+	var copies sync.WaitGroup
+	copyOut := func(w io.Writer, r io.Reader) {
+		defer copies.Done()
+		if w == nil {
+			w = io.Discard
+		}
+		_, _ = io.Copy(w, r)
+	}
+	copies.Add(2)
+	go copyOut(writerOrNil(out), stdout)
+	go copyOut(writerOrNil(errw), stderr)
+	code, err := sandbox.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
+	if err != nil {
+		// The caller gave up (a timeout, a client gone): so does the process.
+		_ = sandbox.SignalProcess(context.WithoutCancel(ctx), c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+		return 0, err
+	}
+	copies.Wait()
+	return code, nil
+}
+
+// writerOrNil keeps a nil WriteCloser from becoming a non-nil Writer.
+func writerOrNil(w io.WriteCloser) io.Writer {
+	if w == nil {
+		return nil
+	}
+	return w
+}

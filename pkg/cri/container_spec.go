@@ -1,0 +1,288 @@
+package cri
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/moby/sys/capability"
+	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// defaultCapabilities are the capabilities of an unprivileged container,
+// as containerd and Docker grant them.
+var defaultCapabilities = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
+	"CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
+	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
+}
+
+// containerConfig turns a CRI container config into the sandbox's: the
+// process from the config over the image's defaults, the security
+// context, mounts and resources.
+func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sandbox.ContainerConfig, error) {
+	spec, err := sandbox.DefaultSpec()
+	if err != nil {
+		return sandbox.ContainerConfig{}, err
+	}
+	sc := config.GetLinux().GetSecurityContext()
+	cmd, err := processCmd(config, img)
+	if err != nil {
+		return sandbox.ContainerConfig{}, err
+	}
+	cmd.Capabilities = capabilities(sc)
+	cmd.NoNewPrivileges = sc.GetNoNewPrivs()
+	setUser(&cmd, sc, img)
+
+	if sc.GetPrivileged() {
+		spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = nil, nil
+		for i, m := range spec.Mounts {
+			if m.Destination == "/sys" {
+				spec.Mounts[i].Options = removeOption(m.Options, "ro")
+			}
+		}
+	} else {
+		if p := sc.GetMaskedPaths(); len(p) > 0 {
+			spec.Linux.MaskedPaths = p
+		}
+		if p := sc.GetReadonlyPaths(); len(p) > 0 {
+			spec.Linux.ReadonlyPaths = p
+		}
+	}
+	if adj := config.GetLinux().GetResources().GetOomScoreAdj(); adj != 0 {
+		v := int(adj)
+		spec.Process.OOMScoreAdj = &v
+	}
+	spec.Annotations = map[string]string{
+		"io.kubernetes.cri.container-type": "container",
+		"io.kubernetes.cri.container-name": config.Metadata.Name,
+		"io.kubernetes.cri.sandbox-id":     pod.ID,
+	}
+
+	mounts, err := s.containerMounts(pod, config)
+	if err != nil {
+		return sandbox.ContainerConfig{}, err
+	}
+	return sandbox.ContainerConfig{
+		ID:             id,
+		RootFs:         rootfs,
+		ReadonlyRootfs: sc.GetReadonlyRootfs(),
+		Cmd:            cmd,
+		Annotations:    config.Annotations,
+		Mounts:         mounts,
+		Resources:      resources(config.GetLinux().GetResources()),
+		CustomSpec:     spec,
+	}, nil
+}
+
+// processCmd merges the config's command with the image's, as Docker and
+// containerd do: the config's command replaces the entrypoint, and args
+// replace the image's cmd; without a command, the image's cmd applies
+// only when args are empty too.
+func processCmd(config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sandbox.Cmd, error) {
+	command, args := config.Command, config.Args
+	if len(command) == 0 {
+		if len(args) == 0 {
+			args = img.Cmd
+		}
+		if !(len(img.Entrypoint) == 1 && img.Entrypoint[0] == "") {
+			command = img.Entrypoint
+		}
+	}
+	argv := append(append([]string{}, command...), args...)
+	if len(argv) == 0 {
+		return sandbox.Cmd{}, invalidArgument("container %q has no command and its image none either", config.Metadata.Name)
+	}
+	cmd := sandbox.Cmd{
+		Args:        argv,
+		WorkDir:     config.WorkingDir,
+		Interactive: config.Stdin,
+	}
+	if cmd.WorkDir == "" {
+		cmd.WorkDir = img.WorkingDir
+	}
+	if cmd.WorkDir == "" {
+		cmd.WorkDir = "/"
+	}
+	if config.Tty {
+		cmd.Console = "pty"
+	}
+	// The image's environment, then the config's over it.
+	env := map[string]int{}
+	add := func(k, v string) {
+		if i, ok := env[k]; ok {
+			cmd.Envs[i].Value = v
+			return
+		}
+		env[k] = len(cmd.Envs)
+		cmd.Envs = append(cmd.Envs, sandbox.EnvVar{Var: k, Value: v})
+	}
+	add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	for _, e := range img.Env {
+		k, v, _ := strings.Cut(e, "=")
+		add(k, v)
+	}
+	for _, kv := range config.Envs {
+		add(kv.Key, string(kv.Value))
+	}
+	if config.Tty {
+		add("TERM", "xterm")
+	}
+	return cmd, nil
+}
+
+// setUser takes the user and groups from the security context, or the
+// image's USER; names are resolved against the container's /etc/passwd.
+func setUser(cmd *sandbox.Cmd, sc *runtime.LinuxContainerSecurityContext, img *imgspecv1.ImageConfig) {
+	user, group, _ := strings.Cut(img.User, ":")
+	switch {
+	case sc.GetRunAsUser() != nil:
+		user, group = strconv.FormatInt(sc.GetRunAsUser().GetValue(), 10), ""
+	case sc.GetRunAsUsername() != "":
+		user, group = sc.GetRunAsUsername(), ""
+	}
+	if sc.GetRunAsGroup() != nil {
+		group = strconv.FormatInt(sc.GetRunAsGroup().GetValue(), 10)
+	}
+	cmd.User, cmd.PrimaryGroup = user, group
+	for _, g := range sc.GetSupplementalGroups() {
+		cmd.SupplementaryGroups = append(cmd.SupplementaryGroups, strconv.FormatInt(g, 10))
+	}
+}
+
+// capabilities applies the security context's additions and drops to the
+// default set; a privileged container gets every capability.
+func capabilities(sc *runtime.LinuxContainerSecurityContext) sandbox.LinuxCapabilities {
+	var caps []string
+	if sc.GetPrivileged() {
+		caps = allCapabilities()
+	} else {
+		set := map[string]bool{}
+		for _, c := range defaultCapabilities {
+			set[c] = true
+		}
+		for _, c := range sc.GetCapabilities().GetAddCapabilities() {
+			if strings.EqualFold(c, "ALL") {
+				for _, a := range allCapabilities() {
+					set[a] = true
+				}
+				continue
+			}
+			set[capName(c)] = true
+		}
+		for _, c := range sc.GetCapabilities().GetDropCapabilities() {
+			if strings.EqualFold(c, "ALL") {
+				clear(set)
+				continue
+			}
+			delete(set, capName(c))
+		}
+		for _, c := range allCapabilities() {
+			if set[c] {
+				caps = append(caps, c)
+			}
+		}
+	}
+	return sandbox.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+}
+
+func capName(c string) string {
+	c = strings.ToUpper(c)
+	if !strings.HasPrefix(c, "CAP_") {
+		c = "CAP_" + c
+	}
+	return c
+}
+
+func allCapabilities() []string {
+	var caps []string
+	for _, c := range capability.ListKnown() {
+		caps = append(caps, "CAP_"+strings.ToUpper(c.String()))
+	}
+	return caps
+}
+
+func removeOption(opts []string, drop string) []string {
+	var out []string
+	for _, o := range opts {
+		if o != drop {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// resources converts CRI's container resources to OCI's.
+func resources(r *runtime.LinuxContainerResources) specs.LinuxResources {
+	var out specs.LinuxResources
+	if r == nil {
+		return out
+	}
+	cpu := &specs.LinuxCPU{Cpus: r.CpusetCpus, Mems: r.CpusetMems}
+	if r.CpuShares > 0 {
+		shares := uint64(r.CpuShares)
+		cpu.Shares = &shares
+	}
+	if r.CpuQuota > 0 {
+		cpu.Quota = &r.CpuQuota
+	}
+	if r.CpuPeriod > 0 {
+		period := uint64(r.CpuPeriod)
+		cpu.Period = &period
+	}
+	out.CPU = cpu
+	if r.MemoryLimitInBytes > 0 {
+		limit := r.MemoryLimitInBytes
+		out.Memory = &specs.LinuxMemory{Limit: &limit}
+		if r.MemorySwapLimitInBytes > 0 {
+			swap := r.MemorySwapLimitInBytes
+			out.Memory.Swap = &swap
+		}
+	}
+	for _, h := range r.HugepageLimits {
+		out.HugepageLimits = append(out.HugepageLimits, specs.LinuxHugepageLimit{Pagesize: h.PageSize, Limit: h.Limit})
+	}
+	if len(r.Unified) > 0 {
+		out.Unified = r.Unified
+	}
+	return out
+}
+
+// containerMounts are the config's host-path mounts plus the pod's
+// hostname, hosts and resolv.conf where the config brings none.
+func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig) ([]sandbox.Mount, error) {
+	var mounts []sandbox.Mount
+	taken := map[string]bool{}
+	for _, m := range config.Mounts {
+		if m.ContainerPath == "" || m.HostPath == "" {
+			return nil, invalidArgument("mount %q to %q: both paths are needed", m.HostPath, m.ContainerPath)
+		}
+		// A missing host path becomes a directory, as containerd does.
+		if _, err := os.Stat(m.HostPath); os.IsNotExist(err) {
+			if err := os.MkdirAll(m.HostPath, 0o755); err != nil {
+				return nil, fmt.Errorf("create host path %q: %w", m.HostPath, err)
+			}
+		}
+		mounts = append(mounts, sandbox.Mount{
+			Source: m.HostPath, Destination: m.ContainerPath, Type: "bind", ReadOnly: m.Readonly,
+		})
+		taken[filepath.Clean(m.ContainerPath)] = true
+	}
+	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
+		dest := "/etc/" + name
+		if taken[dest] {
+			continue
+		}
+		mounts = append(mounts, sandbox.Mount{
+			Source: filepath.Join(s.podDir(pod.ID), name), Destination: dest, Type: "bind",
+			ReadOnly: config.GetLinux().GetSecurityContext().GetReadonlyRootfs(),
+		})
+	}
+	return mounts, nil
+}

@@ -1,0 +1,51 @@
+package cri
+
+import (
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// podRecord is what the CRI server keeps of a pod beyond its sandbox.
+type podRecord struct {
+	ID        string
+	Name      string // kubelet's unique name: name_namespace_uid_attempt
+	Config    *runtime.PodSandboxConfig
+	State     runtime.PodSandboxState
+	CreatedAt time.Time
+	NetNSPath string
+	IPs       []string
+	Handler   string
+}
+
+// containerRecord is what the CRI server keeps of a container.
+type containerRecord struct {
+	ID         string
+	PodID      string
+	Name       string // unique: name_podname_namespace_uid_attempt
+	Config     *runtime.ContainerConfig
+	ImageID    string
+	ImageRef   string // the image as the config named it, resolved
+	LogPath    string // absolute; empty when the pod has no log directory
+	State      runtime.ContainerState
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+	ExitCode   int32
+	Reason     string
+	Message    string
+}
+
+// The reasons ContainerStatus gives for an exited container.
+const (
+	reasonCompleted = "Completed"
+	reasonError     = "Error"
+	reasonOOMKilled = "OOMKilled"
+)
+
+func exitReason(code int32) string {
+	if code == 0 {
+		return reasonCompleted
+	}
+	return reasonError
+}

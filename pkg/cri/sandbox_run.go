@@ -1,0 +1,215 @@
+package cri
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/cni"
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// cleanupTimeout bounds a rollback, which runs under a fresh context:
+// the request's may be what failed.
+const cleanupTimeout = 2 * time.Minute
+
+// RunPodSandbox boots the pod's VM inside a network namespace that CNI
+// configured.
+func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (_ *runtime.RunPodSandboxResponse, retErr error) {
+	config := req.GetConfig()
+	if err := validatePodConfig(config, req.GetRuntimeHandler()); err != nil {
+		return nil, err
+	}
+	id := newID()
+	name := podName(config.Metadata)
+	if err := s.podNames.Reserve(name, id); err != nil {
+		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
+	}
+	var undo []func(context.Context)
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i](ctx)
+		}
+		s.podNames.Release(name)
+	}()
+	log := klog.FromContext(ctx).WithValues("pod", id, "name", name)
+
+	if err := s.writePodFiles(id, config); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func(context.Context) { _ = s.removePodDir(id) })
+
+	pn := podNetworkOf(id, config)
+	result, err := s.opts.Network.Setup(ctx, pn)
+	if err != nil {
+		return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
+	}
+	undo = append(undo, func(ctx context.Context) {
+		if err := s.opts.Network.Teardown(ctx, id, result.NetnsPath); err != nil {
+			log.Error(err, "Cannot tear down pod network")
+		}
+	})
+
+	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)
+	if _, err := sandbox.RunSandboxContext(ctx, sbCfg); err != nil {
+		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
+	}
+	undo = append(undo, func(ctx context.Context) {
+		if _, err := sandbox.DeleteSandboxContext(ctx, id); err != nil {
+			log.Error(err, "Cannot delete sandbox")
+		}
+	})
+
+	rec := podRecord{
+		ID: id, Name: name, Config: config, State: runtime.PodSandboxState_SANDBOX_READY,
+		CreatedAt: time.Now(), NetNSPath: result.NetnsPath, IPs: result.IPs(), Handler: req.GetRuntimeHandler(),
+	}
+	if err := s.pods.Add(id, rec); err != nil {
+		return nil, err
+	}
+	log.Info("Pod sandbox running", "ips", result.IPs())
+	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+func validatePodConfig(config *runtime.PodSandboxConfig, handler string) error {
+	md := config.GetMetadata()
+	if md == nil || md.Name == "" || md.Namespace == "" || md.Uid == "" {
+		return invalidArgument("pod sandbox metadata needs a name, a namespace and a uid")
+	}
+	if handler != "" && handler != RuntimeHandler {
+		return invalidArgument("unknown runtime handler %q: vc-cri has %q", handler, RuntimeHandler)
+	}
+	// A pod VM has its own kernel: it cannot share the host's network,
+	// PID or IPC namespaces. Refusing is the one consistent answer; a pod
+	// that silently got a private namespace would half-work.
+	ns := config.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	if ns.GetNetwork() == runtime.NamespaceMode_NODE {
+		return invalidArgument("host network is not supported: every pod is its own VM")
+	}
+	if ns.GetPid() == runtime.NamespaceMode_NODE {
+		return invalidArgument("host PID namespace is not supported: every pod is its own VM")
+	}
+	if ns.GetIpc() == runtime.NamespaceMode_NODE {
+		return invalidArgument("host IPC namespace is not supported: every pod is its own VM")
+	}
+	return nil
+}
+
+// podName is kubelet's unique name of a pod sandbox.
+func podName(md *runtime.PodSandboxMetadata) string {
+	return strings.Join([]string{md.Name, md.Namespace, md.Uid, fmt.Sprint(md.Attempt)}, "_")
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func podNetworkOf(id string, config *runtime.PodSandboxConfig) cni.PodNetwork {
+	pn := cni.PodNetwork{
+		ID:        id,
+		Name:      config.Metadata.Name,
+		Namespace: config.Metadata.Namespace,
+		UID:       config.Metadata.Uid,
+	}
+	for _, pm := range config.PortMappings {
+		if pm.HostPort == 0 {
+			continue
+		}
+		proto := strings.ToLower(pm.Protocol.String())
+		pn.Ports = append(pn.Ports, cni.PortMapping{
+			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort, Protocol: proto, HostIP: pm.HostIp,
+		})
+	}
+	return pn
+}
+
+// guestOverheadMiB is the memory a pod VM needs besides its containers:
+// the guest kernel, the agent and page cache.
+const guestOverheadMiB = 192
+
+// sandboxConfig is the pod's sandbox: the service's template sized for
+// the pod. kubelet passes the sum of its containers' limits as the pod's
+// resources; the VM gets that plus the guest's overhead, and never less
+// than the template's size.
+func (s *Service) sandboxConfig(id string, config *runtime.PodSandboxConfig, netns string) sandbox.SandboxConfig {
+	cfg := s.opts.Sandbox
+	cfg.ID = id
+	cfg.Hostname = config.Hostname
+	if cfg.Hostname == "" {
+		cfg.Hostname = config.Metadata.Name
+	}
+	cfg.NetworkConfig.NetNSPath = netns
+	cfg.Annotations = map[string]string{
+		"io.kubernetes.cri.sandbox-name":      config.Metadata.Name,
+		"io.kubernetes.cri.sandbox-namespace": config.Metadata.Namespace,
+		"io.kubernetes.cri.sandbox-uid":       config.Metadata.Uid,
+	}
+	res := config.GetLinux().GetResources()
+	if limit := res.GetMemoryLimitInBytes(); limit > 0 {
+		need := uint(limit>>20) + guestOverheadMiB
+		if need > cfg.VMConfig.Memory && need > uint(cfg.HypervisorConfig.MemorySize) {
+			cfg.VMConfig.Memory = need
+		}
+	}
+	if quota, period := res.GetCpuQuota(), res.GetCpuPeriod(); quota > 0 && period > 0 {
+		need := uint((quota + period - 1) / period)
+		if need > cfg.VMConfig.VCPUs && need > uint(cfg.HypervisorConfig.NumVCPUs) {
+			cfg.VMConfig.VCPUs = need
+		}
+	}
+	return cfg
+}
+
+// writePodFiles writes the hostname, hosts and resolv.conf files the
+// pod's containers get.
+func (s *Service) writePodFiles(id string, config *runtime.PodSandboxConfig) error {
+	dir := s.podDir(id)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	hostname := config.Hostname
+	if hostname == "" {
+		hostname = config.Metadata.Name
+	}
+	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+	files := map[string]string{
+		"hostname":    hostname + "\n",
+		"hosts":       hosts,
+		"resolv.conf": resolvConf(config.GetDnsConfig()),
+	}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func resolvConf(dns *runtime.DNSConfig) string {
+	var b strings.Builder
+	for _, s := range dns.GetServers() {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(dns.GetSearches()) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(dns.GetSearches(), " "))
+	}
+	if len(dns.GetOptions()) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(dns.GetOptions(), " "))
+	}
+	return b.String()
+}

@@ -1,0 +1,62 @@
+package cri
+
+import (
+	"context"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// PodSandboxStats reports a pod's usage: the sum of its containers'.
+func (s *Service) PodSandboxStats(ctx context.Context, req *runtime.PodSandboxStatsRequest) (*runtime.PodSandboxStatsResponse, error) {
+	pod, err := s.pods.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.PodSandboxStatsResponse{Stats: s.podStats(ctx, pod)}, nil
+}
+
+func (s *Service) podStats(ctx context.Context, pod podRecord) *runtime.PodSandboxStats {
+	linux := &runtime.LinuxPodSandboxStats{}
+	var cpu, mem, rss, pids uint64
+	var ts int64
+	for _, c := range s.containers.List() {
+		if c.PodID != pod.ID {
+			continue
+		}
+		st, err := s.containerStats(ctx, c)
+		if err != nil {
+			continue
+		}
+		linux.Containers = append(linux.Containers, st)
+		if st.Cpu != nil {
+			cpu += st.Cpu.UsageCoreNanoSeconds.GetValue()
+			ts = max(ts, st.Cpu.Timestamp)
+		}
+		if st.Memory != nil {
+			mem += st.Memory.WorkingSetBytes.GetValue()
+			rss += st.Memory.RssBytes.GetValue()
+		}
+	}
+	linux.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu}}
+	linux.Memory = &runtime.MemoryUsage{Timestamp: ts, WorkingSetBytes: &runtime.UInt64Value{Value: mem}, RssBytes: &runtime.UInt64Value{Value: rss}}
+	linux.Process = &runtime.ProcessUsage{Timestamp: ts, ProcessCount: &runtime.UInt64Value{Value: pids}}
+	return &runtime.PodSandboxStats{
+		Attributes: &runtime.PodSandboxAttributes{
+			Id: pod.ID, Metadata: pod.Config.Metadata, Labels: pod.Config.Labels, Annotations: pod.Config.Annotations,
+		},
+		Linux: linux,
+	}
+}
+
+// ListPodSandboxStats reports the usage of the pods that pass the filter.
+func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
+	f := req.GetFilter()
+	resp := &runtime.ListPodSandboxStatsResponse{}
+	for _, p := range s.pods.List() {
+		if f != nil && ((f.Id != "" && p.ID != f.Id) || !matchLabels(f.LabelSelector, p.Config.Labels)) {
+			continue
+		}
+		resp.Stats = append(resp.Stats, s.podStats(ctx, p))
+	}
+	return resp, nil
+}

@@ -1,0 +1,66 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// StopPodSandbox ends the pod's containers and VM and tears its network
+// down. Stopping a stopped pod does nothing.
+func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
+	pod, err := s.pods.Get(req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.stopPod(ctx, pod); err != nil {
+		return nil, err
+	}
+	return &runtime.StopPodSandboxResponse{}, nil
+}
+
+func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
+	if _, err := sandbox.StopSandboxContext(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
+		return fmt.Errorf("stop pod sandbox %q: %w", pod.ID, err)
+	}
+	s.recordStoppedContainers(pod.ID)
+	if pod.NetNSPath != "" {
+		if err := s.opts.Network.Teardown(ctx, pod.ID, pod.NetNSPath); err != nil {
+			return fmt.Errorf("tear down network of pod %q: %w", pod.ID, err)
+		}
+	}
+	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
+		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
+		return nil
+	})
+	klog.InfoS("Pod sandbox stopped", "pod", pod.ID)
+	return err
+}
+
+// recordStoppedContainers marks every container of a stopped pod exited,
+// with the exit its sandbox recorded.
+func (s *Service) recordStoppedContainers(podID string) {
+	st, _ := sandbox.StatusSandboxContext(context.Background(), podID)
+	exits := map[string]sandbox.ContainerStatus{}
+	for _, c := range st.ContainersStatus {
+		exits[c.ID] = c
+	}
+	for _, c := range s.containers.List() {
+		if c.PodID != podID || c.State == runtime.ContainerState_CONTAINER_EXITED {
+			continue
+		}
+		s.stopIO(c.ID)
+		exit, ok := exits[c.ID]
+		code, at := int32(137), time.Now()
+		if ok && !exit.FinishedAt.IsZero() {
+			code, at = exit.ExitCode, exit.FinishedAt
+		}
+		s.recordExit(c.ID, code, at)
+	}
+}

@@ -1,0 +1,157 @@
+// Package cri serves the CRI RuntimeService on top of pkg/sandbox: every
+// pod is a sandbox, that is a VM, and its containers run in the guest.
+// One file per CRI call, as in containerd's CRI server.
+package cri
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/cni"
+	"github.com/vc-cri/vc-cri/pkg/cri/store"
+	"github.com/vc-cri/vc-cri/pkg/image"
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// RuntimeName and RuntimeVersion are what Version reports.
+const (
+	RuntimeName    = "vc-cri"
+	RuntimeVersion = "0.1.0"
+	// RuntimeHandler is the only runtime handler: a pod VM.
+	RuntimeHandler = "vc-cri"
+)
+
+// imageStore is what the runtime service needs of the image store.
+type imageStore interface {
+	Status(ctx context.Context, ref string) (*image.Image, error)
+	Mount(ctx context.Context, containerID, imageRef, target string) (string, error)
+	RemoveRootfs(ctx context.Context, containerID string) error
+}
+
+// podNetwork is what the runtime service needs of the pod network: CNI.
+type podNetwork interface {
+	Setup(ctx context.Context, pod cni.PodNetwork) (*cni.Result, error)
+	Teardown(ctx context.Context, podID, netnsPath string) error
+	Status(ctx context.Context) error
+}
+
+var (
+	_ imageStore = (*image.Service)(nil)
+	_ podNetwork = (*cni.Manager)(nil)
+)
+
+// Options configure the runtime service.
+type Options struct {
+	// StateDir holds the service's records (pods, containers) and each
+	// pod's generated files (resolv.conf, hosts, hostname).
+	StateDir string
+	// Sandbox is the configuration every pod's sandbox starts from: the
+	// hypervisor, guest image, agent, VM size and network model. The
+	// pod's own settings are applied over it.
+	Sandbox sandbox.SandboxConfig
+	Images  imageStore
+	Network podNetwork
+	// StreamingAddress is where exec, attach and port-forward streams are
+	// served: host:port, port 0 picks one.
+	StreamingAddress string
+}
+
+// Service implements the CRI RuntimeService.
+type Service struct {
+	runtime.UnimplementedRuntimeServiceServer
+
+	opts       Options
+	pods       *store.Store[podRecord]
+	containers *store.Store[containerRecord]
+	podNames   *store.Names
+	ctrNames   *store.Names
+	streaming  *streamServer
+	events     *eventBroadcaster
+
+	// ioMu guards io: the output forwarders of started containers.
+	ioMu sync.Mutex
+	io   map[string]*containerIO
+
+	// cidrMu guards podCIDR, what kubelet last gave UpdateRuntimeConfig.
+	cidrMu  sync.Mutex
+	podCIDR string
+}
+
+var _ runtime.RuntimeServiceServer = (*Service)(nil)
+
+// New opens the service's records and finds again the pods and
+// containers a previous run left: it reattaches to their VMs' output
+// and exits.
+func New(ctx context.Context, opts Options) (*Service, error) {
+	if opts.Images == nil || opts.Network == nil {
+		return nil, errors.New("cri: Images and Network are required")
+	}
+	pods, err := store.Open[podRecord](filepath.Join(opts.StateDir, "pods"), "pod sandbox")
+	if err != nil {
+		return nil, err
+	}
+	containers, err := store.Open[containerRecord](filepath.Join(opts.StateDir, "containers"), "container")
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{
+		opts:       opts,
+		pods:       pods,
+		containers: containers,
+		podNames:   store.NewNames(),
+		ctrNames:   store.NewNames(),
+		events:     newEventBroadcaster(),
+		io:         map[string]*containerIO{},
+	}
+	for _, p := range pods.List() {
+		if err := s.podNames.Reserve(p.Name, p.ID); err != nil {
+			return nil, err
+		}
+	}
+	for _, c := range containers.List() {
+		if err := s.ctrNames.Reserve(c.Name, c.ID); err != nil {
+			return nil, err
+		}
+		if c.State == runtime.ContainerState_CONTAINER_RUNNING {
+			s.recoverContainer(ctx, c)
+		}
+	}
+	if s.streaming, err = newStreamServer(s, opts.StreamingAddress); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start serves the streaming server until ctx ends.
+func (s *Service) Start(ctx context.Context) error {
+	return s.streaming.serve(ctx)
+}
+
+// recoverContainer reattaches a restarted service to a running
+// container's output and exit.
+func (s *Service) recoverContainer(ctx context.Context, c containerRecord) {
+	if err := s.startIO(context.WithoutCancel(ctx), c); err != nil {
+		klog.ErrorS(err, "Cannot reattach to container", "pod", c.PodID, "container", c.ID)
+		return
+	}
+	klog.InfoS("Container recovered", "pod", c.PodID, "container", c.ID)
+}
+
+// podDir holds the files vc-cri generates for a pod.
+func (s *Service) podDir(id string) string {
+	return filepath.Join(s.opts.StateDir, "pod-files", id)
+}
+
+func (s *Service) removePodDir(id string) error {
+	if err := os.RemoveAll(s.podDir(id)); err != nil {
+		return fmt.Errorf("remove pod files: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+package cri
+
+import (
+	"context"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+)
+
+// CheckpointContainer is not supported: a container's state lives in its
+// VM's memory, which vc-cri does not snapshot.
+func (s *Service) CheckpointContainer(context.Context, *runtime.CheckpointContainerRequest) (*runtime.CheckpointContainerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "checkpoint is not supported by vc-cri: containers run inside pod VMs")
+}
+
+// CheckpointPod is not supported, as CheckpointContainer.
+func (s *Service) CheckpointPod(context.Context, *runtime.CheckpointPodRequest) (*runtime.CheckpointPodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "pod checkpoint is not supported by vc-cri: pods are VMs")
+}
+
+// RestorePod is not supported, as CheckpointPod.
+func (s *Service) RestorePod(context.Context, *runtime.RestorePodRequest) (*runtime.RestorePodResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "pod restore is not supported by vc-cri: pods are VMs")
+}
+
+// UpdatePodSandboxResources is not supported: a pod VM is sized when it
+// boots and has no memory or CPU hotplug here.
+func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "pod VMs are sized when they boot: no resize")
+}
+
+// ListMetricDescriptors lists no metrics: vc-cri reports usage through
+// the stats calls only.
+func (s *Service) ListMetricDescriptors(context.Context, *runtime.ListMetricDescriptorsRequest) (*runtime.ListMetricDescriptorsResponse, error) {
+	return &runtime.ListMetricDescriptorsResponse{}, nil
+}
+
+// ListPodSandboxMetrics has nothing to report, as ListMetricDescriptors.
+func (s *Service) ListPodSandboxMetrics(context.Context, *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
+	return &runtime.ListPodSandboxMetricsResponse{}, nil
+}
+
+func (s *Service) setPodCIDR(cidr string) {
+	s.cidrMu.Lock()
+	defer s.cidrMu.Unlock()
+	if s.podCIDR != cidr {
+		klog.InfoS("Pod CIDR updated; pod addresses come from the CNI configuration", "podCIDR", cidr)
+		s.podCIDR = cidr
+	}
+}

@@ -1,0 +1,181 @@
+package hypervisor
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// values returns the value after each occurrence of flag.
+func values(args []string, flag string) []string {
+	var vs []string
+	for i, a := range args {
+		if a == flag && i+1 < len(args) {
+			vs = append(vs, args[i+1])
+		}
+	}
+	return vs
+}
+
+func TestQemuArgsDefaults(t *testing.T) {
+	c := validConfig(t)
+	args := qemuArgs(c, AccelTCG, hostCaps{})
+	sd := c.StateDir
+	for flag, want := range map[string][]string{
+		"-machine": {"q35"},
+		"-accel":   {"tcg,tb-size=32"},
+		"-m":       {"256M"},
+		"-smp":     {"1"},
+		"-qmp":     {"unix:" + sd + "/qmp.sock,server=on,wait=off"},
+		"-pidfile": {sd + "/qemu.pid"},
+		"-kernel":  {c.KernelPath},
+		"-serial":  {"chardev:console0"},
+		"-fsdev":   {"local,id=fs0,path=" + c.SharedDir + ",security_model=none,multidevs=remap"},
+	} {
+		if got := values(args, flag); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", flag, got, want)
+		}
+	}
+	for _, flag := range []string{"-nographic", "-nodefaults", "-no-user-config", "-no-reboot"} {
+		if !slices.Contains(args, flag) {
+			t.Errorf("no %s", flag)
+		}
+	}
+	for _, absent := range []string{"-initrd", "-bios", "-object", "-overcommit", "-netdev", "-cpu"} {
+		if slices.Contains(args, absent) {
+			t.Errorf("unexpected %s", absent)
+		}
+	}
+	wantDevices := []string{
+		"virtio-serial-pci,disable-modern=false,id=serial0",
+		"virtserialport,bus=serial0.0,chardev=agent0,id=channel0,name=agent.0",
+		"virtio-9p-pci,disable-modern=false,fsdev=fs0,mount_tag=vcshared",
+	}
+	if got := values(args, "-device"); !slices.Equal(got, wantDevices) {
+		t.Errorf("-device = %q, want %q", got, wantDevices)
+	}
+	wantChardevs := []string{
+		"file,id=console0,path=" + sd + "/console.log",
+		"socket,id=agent0,path=" + sd + "/agent.sock,server=on,wait=off",
+	}
+	if got := values(args, "-chardev"); !slices.Equal(got, wantChardevs) {
+		t.Errorf("-chardev = %q, want %q", got, wantChardevs)
+	}
+	cmdline := values(args, "-append")[0]
+	for _, p := range []string{"console=ttyS0", "panic=1", "reboot=k", "quiet", "pci=lastbus=0", "tsc=reliable"} {
+		if !slices.Contains(strings.Fields(cmdline), p) {
+			t.Errorf("kernel command line %q lacks %s", cmdline, p)
+		}
+	}
+}
+
+func TestQemuArgsOptions(t *testing.T) {
+	c := validConfig(t)
+	c.InitrdPath = "/guest/initrd"
+	c.FirmwarePath = "/guest/bios.bin"
+	c.KernelParams = []string{"agent.debug=1"}
+	c.ExtraArgs = []string{"-rtc", "base=utc"}
+	c.VCPUs, c.MemoryMiB = 2, 512
+	c.Debug = true
+	c.MemPrealloc = true
+	c.Mlock, c.Realtime = true, true
+	c.DefaultBridges = 2
+	c.NetDevices = []NetDevice{{TapName: "tap0", MAC: "02:00:00:00:00:01"}, {TapName: "tap1", MAC: "02:00:00:00:00:02"}}
+	args := qemuArgs(c, AccelKVM, hostCaps{})
+
+	for flag, want := range map[string][]string{
+		"-machine":    {"q35,memory-backend=mem0"},
+		"-accel":      {"kvm"},
+		"-cpu":        {"host"},
+		"-smp":        {"2"},
+		"-m":          {"512M"},
+		"-object":     {"memory-backend-ram,id=mem0,size=512M,prealloc=on"},
+		"-overcommit": {"mem-lock=on"},
+		"-initrd":     {"/guest/initrd"},
+		"-bios":       {"/guest/bios.bin"},
+		"-netdev": {
+			"tap,id=net0,ifname=tap0,downscript=no,script=no",
+			"tap,id=net1,ifname=tap1,downscript=no,script=no",
+		},
+	} {
+		if got := values(args, flag); !slices.Equal(got, want) {
+			t.Errorf("%s = %q, want %q", flag, got, want)
+		}
+	}
+	devices := values(args, "-device")
+	for _, want := range []string{
+		"pci-bridge,bus=pcie.0,id=pci-bridge-0,chassis_nr=1,shpc=off",
+		"pci-bridge,bus=pcie.0,id=pci-bridge-1,chassis_nr=2,shpc=off",
+		"driver=virtio-net-pci,netdev=net0,mac=02:00:00:00:00:01,disable-modern=false",
+		"driver=virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02,disable-modern=false",
+	} {
+		if !slices.Contains(devices, want) {
+			t.Errorf("no -device %s in %q", want, devices)
+		}
+	}
+	cmdline := strings.Fields(values(args, "-append")[0])
+	if slices.Contains(cmdline, "quiet") || slices.Contains(cmdline, "pci=lastbus=0") {
+		t.Errorf("debug with bridges: kernel command line %q", cmdline)
+	}
+	if cmdline[len(cmdline)-1] != "agent.debug=1" {
+		t.Errorf("KernelParams not last: %q", cmdline)
+	}
+	if !slices.Equal(args[len(args)-2:], c.ExtraArgs) {
+		t.Errorf("ExtraArgs not last: %q", args[len(args)-2:])
+	}
+}
+
+func TestQemuArgsVhostNet(t *testing.T) {
+	c := validConfig(t)
+	c.NetDevices = []NetDevice{{TapName: "tap0", MAC: "02:00:00:00:00:01"}}
+	got := values(qemuArgs(c, AccelTCG, hostCaps{vhostNet: true}), "-netdev")
+	if want := []string{"tap,id=net0,vhost=on,ifname=tap0,downscript=no,script=no"}; !slices.Equal(got, want) {
+		t.Errorf("-netdev = %q, want %q", got, want)
+	}
+}
+
+func TestQemuArgsVirtioFS(t *testing.T) {
+	c := validConfig(t)
+	c.SharedFS = SharedFSVirtioFS
+	c.SharedTag = "myfs"
+	args := qemuArgs(c, AccelTCG, hostCaps{})
+	if slices.Contains(args, "-fsdev") {
+		t.Error("virtio-fs with a 9p -fsdev")
+	}
+	for flag, want := range map[string]string{
+		"-machine": "q35,memory-backend=mem0",
+		"-object":  "memory-backend-memfd,id=mem0,size=256M,share=on",
+		"-device":  "vhost-user-fs-pci,chardev=virtiofs0,tag=myfs",
+		"-chardev": "socket,id=virtiofs0,path=" + c.StateDir + "/virtiofsd.sock",
+	} {
+		if got := values(args, flag); !slices.Contains(got, want) {
+			t.Errorf("%s = %q, want %s among them", flag, got, want)
+		}
+	}
+	wantd := []string{"--socket-path=" + c.StateDir + "/virtiofsd.sock", "-o", "source=" + c.SharedDir, "-o", "cache=auto"}
+	if got := virtiofsdArgs(c); !slices.Equal(got, wantd) {
+		t.Errorf("virtiofsd args %q, want %q", got, wantd)
+	}
+}
+
+func TestQemuArgsHugePages(t *testing.T) {
+	c := validConfig(t)
+	c.HugePages = true
+	c.SharedFS = SharedFSVirtioFS
+	got := values(qemuArgs(c, AccelTCG, hostCaps{}), "-object")
+	want := []string{"memory-backend-file,id=mem0,size=256M,mem-path=/dev/hugepages,prealloc=on,share=on"}
+	if !slices.Equal(got, want) {
+		t.Errorf("-object = %q, want %q", got, want)
+	}
+}
+
+func TestQemuArgsNoSharedDir(t *testing.T) {
+	c := validConfig(t)
+	c.SharedDir = ""
+	args := qemuArgs(c, AccelTCG, hostCaps{})
+	for _, d := range values(args, "-device") {
+		if strings.Contains(d, "9p") {
+			t.Errorf("shared device %s without SharedDir", d)
+		}
+	}
+}

@@ -1,0 +1,238 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+)
+
+// VCContainer is the Container interface
+// (required since virtcontainers.Container only contains private fields)
+type VCContainer interface {
+	GetAnnotations() map[string]string
+	GetPid() int
+	GetToken() string
+	ID() string
+	Sandbox() VCSandbox
+	Process() Process
+}
+
+// Container is a snapshot of a container as of the call that returned it.
+type Container struct {
+	sandbox *Sandbox
+	state   containerState
+}
+
+var _ VCContainer = (*Container)(nil)
+
+func newContainer(s *Sandbox, c *containerState) *Container {
+	return &Container{sandbox: s, state: *c}
+}
+
+// ID returns the container's ID.
+func (c *Container) ID() string { return c.state.Config.ID }
+
+// GetAnnotations returns a copy of the container's annotations.
+func (c *Container) GetAnnotations() map[string]string {
+	return maps.Clone(c.state.Config.Annotations)
+}
+
+// GetPid returns the PID the host sees for the container: its VM's.
+func (c *Container) GetPid() int { return c.sandbox.state.VMPid }
+
+// GetToken returns the token of the container's init process: the
+// container ID (exec processes get tokens of their own).
+func (c *Container) GetToken() string { return c.ID() }
+
+// Sandbox returns the container's sandbox.
+func (c *Container) Sandbox() VCSandbox { return c.sandbox }
+
+// Process returns the container's init process.
+func (c *Container) Process() Process {
+	return Process{Token: c.GetToken(), Pid: c.GetPid(), StartTime: c.state.StartTime}
+}
+
+// createContainer shares the container's files with the guest and has
+// the agent create it; the sandbox must be ready or running.
+func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig) (_ *Container, retErr error) {
+	sid := ls.Config.ID
+	if err := checkID("container", cfg.ID); err != nil {
+		return nil, err
+	}
+	if s := ls.State.State; s != StateReady && s != StateRunning {
+		return nil, fmt.Errorf("sandbox %s is %s: containers are created in a ready or running sandbox: %w", sid, s, ErrInvalidState)
+	}
+	if _, err := ls.container(cfg.ID); err == nil {
+		return nil, fmt.Errorf("container %q in sandbox %q: %w", cfg.ID, sid, ErrAlreadyExists)
+	}
+	share := &containerShare{sandboxID: sid, containerID: cfg.ID}
+	defer func() {
+		if retErr != nil {
+			if err := unshare(sid, cfg.ID, share.mounts); err != nil {
+				klog.ErrorS(err, "Cannot undo container mounts", "sandbox", sid, "container", cfg.ID)
+			}
+		}
+	}()
+	spec, err := containerSpec(&cfg, share)
+	if err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, err
+	}
+	ag, err := agentOf(ctx, ls.sandboxState)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := ag.CreateContainer(ctx, &protocol.CreateContainerRequest{
+		ContainerId: cfg.ID, OciSpec: b, Terminal: spec.Process.Terminal, Stdin: cfg.Cmd.Interactive,
+	}); err != nil {
+		return nil, fmt.Errorf("create container %q in sandbox %q: %w", cfg.ID, sid, err)
+	}
+	c := &containerState{Config: cfg, State: State{StateReady}, CreatedAt: time.Now(), Mounts: share.mounts}
+	ls.Containers = append(ls.Containers, c)
+	if err := ls.save(); err != nil {
+		return nil, err
+	}
+	klog.InfoS("Container created", "sandbox", sid, "container", cfg.ID)
+	return newContainer(newSandbox(ls.sandboxState), c), nil
+}
+
+func startContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
+	if ls.State.State != StateRunning {
+		return fmt.Errorf("sandbox %s is %s: containers start in a running sandbox: %w", ls.Config.ID, ls.State.State, ErrInvalidState)
+	}
+	if err := checkTransition(containerTransitions, "container", c.Config.ID, c.State.State, StateRunning); err != nil {
+		return err
+	}
+	ag, err := agentOf(ctx, ls.sandboxState)
+	if err != nil {
+		return err
+	}
+	if _, err := ag.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: c.Config.ID}); err != nil {
+		return fmt.Errorf("start container %q: %w", c.Config.ID, err)
+	}
+	c.State, c.StartTime = State{StateRunning}, time.Now()
+	klog.InfoS("Container started", "sandbox", ls.Config.ID, "container", c.Config.ID)
+	return ls.save()
+}
+
+// stopContainerTimeout bounds the wait for a killed container to exit.
+const stopContainerTimeout = 10 * time.Second
+
+func stopContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
+	if err := checkTransition(containerTransitions, "container", c.Config.ID, c.State.State, StateStopped); err != nil {
+		return err
+	}
+	ag, err := agentOf(ctx, ls.sandboxState)
+	if err != nil {
+		return err
+	}
+	stopContainerProcesses(ctx, ag, ls, c)
+	return ls.save()
+}
+
+// stopContainerProcesses kills every process of the container and records
+// how its init ended.
+func stopContainerProcesses(ctx context.Context, ag guestAgent, ls *lockedSandbox, c *containerState) {
+	id := c.Config.ID
+	if _, err := ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
+		klog.V(2).InfoS("Cannot kill container processes", "sandbox", ls.Config.ID, "container", id, "err", err)
+	}
+	// A created, never started init is not in the container's cgroup yet.
+	if _, err := ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: id, Signal: uint32(unix.SIGKILL)}); err != nil {
+		klog.V(2).InfoS("Cannot kill container init", "sandbox", ls.Config.ID, "container", id, "err", err)
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, stopContainerTimeout)
+	defer cancel()
+	exit, err := ag.WaitProcess(waitCtx, &protocol.ProcessRequest{ContainerId: id})
+	if err != nil {
+		klog.ErrorS(err, "Container did not report its exit", "sandbox", ls.Config.ID, "container", id)
+		exit = &protocol.WaitProcessResponse{ExitCode: 137, ExitedAtUnixNano: time.Now().UnixNano()}
+	}
+	recordExit(c, exit)
+}
+
+func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
+	c.State = State{StateStopped}
+	c.ExitCode = exit.ExitCode
+	c.FinishedAt = time.Unix(0, exit.ExitedAtUnixNano)
+	if exit.ExitedAtUnixNano == 0 {
+		c.FinishedAt = time.Now()
+	}
+}
+
+func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
+	if c.State.State == StateRunning {
+		return fmt.Errorf("container %s is running, stop it first: %w", c.Config.ID, ErrInvalidState)
+	}
+	if ls.State.State != StateStopped {
+		ag, err := agentOf(ctx, ls.sandboxState)
+		if err != nil {
+			return err
+		}
+		if c.State.State == StateReady {
+			stopContainerProcesses(ctx, ag, ls, c)
+		}
+		if _, err := ag.RemoveContainer(ctx, &protocol.ContainerRequest{ContainerId: c.Config.ID}); err != nil {
+			return fmt.Errorf("remove container %q: %w", c.Config.ID, err)
+		}
+	}
+	if err := unshare(ls.Config.ID, c.Config.ID, c.Mounts); err != nil {
+		return err
+	}
+	ls.removeContainer(c.Config.ID)
+	klog.InfoS("Container deleted", "sandbox", ls.Config.ID, "container", c.Config.ID)
+	return ls.save()
+}
+
+// refreshContainers asks the agent, without waiting, whether running
+// containers have exited, and records those that have.
+func refreshContainers(ctx context.Context, ls *lockedSandbox) {
+	if ls.State.State != StateRunning {
+		return
+	}
+	ag, err := agentOf(ctx, ls.sandboxState)
+	if err != nil {
+		klog.ErrorS(err, "Cannot reach agent for container states", "sandbox", ls.Config.ID)
+		return
+	}
+	changed := false
+	for _, c := range ls.Containers {
+		if c.State.State != StateRunning {
+			continue
+		}
+		st, err := ag.ProcessStatus(ctx, &protocol.ProcessRequest{ContainerId: c.Config.ID})
+		if err != nil || !st.Exited {
+			continue
+		}
+		recordExit(c, st.Exit)
+		changed = true
+	}
+	if changed {
+		if err := ls.save(); err != nil {
+			klog.ErrorS(err, "Cannot save container states", "sandbox", ls.Config.ID)
+		}
+	}
+}
+
+func containerStatus(s *sandboxState, c *containerState) ContainerStatus {
+	return ContainerStatus{
+		ID:          c.Config.ID,
+		State:       c.State,
+		PID:         s.VMPid,
+		StartTime:   c.StartTime,
+		RootFs:      c.Config.RootFs,
+		Annotations: maps.Clone(c.Config.Annotations),
+		ExitCode:    c.ExitCode,
+		FinishedAt:  c.FinishedAt,
+	}
+}

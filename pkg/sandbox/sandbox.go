@@ -1,0 +1,381 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+)
+
+// VCSandbox is the Sandbox interface
+// (required since virtcontainers.Sandbox only contains private fields)
+type VCSandbox interface {
+	Annotations(key string) (string, error)
+	GetAllContainers() []VCContainer
+	GetAnnotations() map[string]string
+	GetContainer(containerID string) VCContainer
+	ID() string
+	SetAnnotations(annotations map[string]string) error
+}
+
+// Sandbox is a snapshot of a sandbox as of the call that returned it.
+type Sandbox struct {
+	state sandboxState
+}
+
+var _ VCSandbox = (*Sandbox)(nil)
+
+func newSandbox(s *sandboxState) *Sandbox {
+	return &Sandbox{state: *s}
+}
+
+// ID returns the sandbox's ID.
+func (s *Sandbox) ID() string { return s.state.Config.ID }
+
+// Annotations returns the annotation key, or an error naming it.
+func (s *Sandbox) Annotations(key string) (string, error) {
+	v, ok := s.state.Config.Annotations[key]
+	if !ok {
+		return "", fmt.Errorf("annotation %q of sandbox %q: %w", key, s.ID(), ErrNotFound)
+	}
+	return v, nil
+}
+
+// GetAnnotations returns a copy of the sandbox's annotations.
+func (s *Sandbox) GetAnnotations() map[string]string {
+	return maps.Clone(s.state.Config.Annotations)
+}
+
+// SetAnnotations adds the annotations, replacing those of the same keys,
+// and persists them.
+func (s *Sandbox) SetAnnotations(annotations map[string]string) error {
+	ls, err := loadSandbox(s.ID())
+	if err != nil {
+		return err
+	}
+	defer ls.unlock()
+	if ls.Config.Annotations == nil {
+		ls.Config.Annotations = map[string]string{}
+	}
+	maps.Copy(ls.Config.Annotations, annotations)
+	if err := ls.save(); err != nil {
+		return err
+	}
+	s.state = *ls.sandboxState
+	return nil
+}
+
+// GetAllContainers returns the sandbox's containers.
+func (s *Sandbox) GetAllContainers() []VCContainer {
+	var cs []VCContainer
+	for _, c := range s.state.Containers {
+		cs = append(cs, newContainer(s, c))
+	}
+	return cs
+}
+
+// GetContainer returns the container, or nil if the sandbox has none of
+// that ID.
+func (s *Sandbox) GetContainer(containerID string) VCContainer {
+	c, err := s.state.container(containerID)
+	if err != nil {
+		return nil
+	}
+	return newContainer(s, c)
+}
+
+func newID() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func validateSandboxConfig(c *SandboxConfig) error {
+	if err := checkID("sandbox", c.ID); err != nil {
+		return err
+	}
+	if _, err := hypervisorFor(c.HypervisorType); err != nil {
+		return err
+	}
+	switch c.AgentType {
+	case KataContainersAgent, NoopAgentType:
+	default:
+		return fmt.Errorf("unknown agent type %q: %w", c.AgentType, ErrInvalidConfig)
+	}
+	if !c.NetworkConfig.InterworkingModel.IsValid() {
+		return fmt.Errorf("network interworking model %d: %w", c.NetworkConfig.InterworkingModel, ErrInvalidConfig)
+	}
+	if c.HypervisorType == QemuHypervisor {
+		for what, path := range map[string]string{"kernel": c.HypervisorConfig.KernelPath, "image": c.HypervisorConfig.ImagePath} {
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("guest %s %q: %w", what, path, errors.Join(err, ErrInvalidConfig))
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, cc := range c.Containers {
+		if err := checkID("container", cc.ID); err != nil {
+			return err
+		}
+		if seen[cc.ID] {
+			return fmt.Errorf("container %q listed twice: %w", cc.ID, ErrAlreadyExists)
+		}
+		seen[cc.ID] = true
+	}
+	for _, v := range c.Volumes {
+		if err := checkID("volume mount tag", v.MountTag); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createSandbox boots the sandbox's VM, reaches its agent, and creates
+// its containers. On failure everything done is undone.
+func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr error) {
+	if cfg.ID == "" {
+		cfg.ID = newID()
+	}
+	if err := validateSandboxConfig(&cfg); err != nil {
+		return nil, err
+	}
+	hv, err := hypervisorFor(cfg.HypervisorType)
+	if err != nil {
+		return nil, err
+	}
+	vmCfg, err := vmConfig(cfg.ID, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := createSandboxDir(cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	var undo cleanups
+	defer func() {
+		if retErr != nil {
+			undo.run(cfg.ID)
+		}
+		ls.unlock()
+	}()
+	undo.add("remove sandbox directory", func(context.Context) error { return os.RemoveAll(sandboxDir(cfg.ID)) })
+
+	ls.Config = cfg
+	ls.Config.AgentConfig = kataConfig(cfg.AgentConfig)
+	ls.CreatedAt = time.Now()
+	ls.State = State{StateReady}
+
+	if err := os.MkdirAll(sharedDir(cfg.ID), 0o700); err != nil {
+		return nil, err
+	}
+	for _, v := range cfg.Volumes {
+		target := filepath.Join(sharedDir(cfg.ID), "volumes", v.MountTag)
+		if err := os.MkdirAll(target, 0o755); err != nil {
+			return nil, err
+		}
+		if err := unix.Mount(v.HostPath, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return nil, fmt.Errorf("volume %q from %q: %w", v.MountTag, v.HostPath, errors.Join(err, ErrInvalidConfig))
+		}
+		undo.add("unmount volume "+v.MountTag, func(context.Context) error { return unix.Unmount(target, unix.MNT_DETACH) })
+	}
+
+	klog.InfoS("Starting sandbox VM", "sandbox", cfg.ID, "hypervisor", cfg.HypervisorType)
+	vm, err := hv.Launch(ctx, vmCfg)
+	if err != nil {
+		return nil, fmt.Errorf("start VM of sandbox %q: %w", cfg.ID, err)
+	}
+	rememberVM(cfg.ID, vm)
+	undo.add("stop VM", func(ctx context.Context) error { forgetVM(cfg.ID); return vm.Stop(ctx) })
+	ls.VMPid = vm.Pid()
+
+	ag, err := agentOf(ctx, ls.sandboxState)
+	if err != nil {
+		return nil, err
+	}
+	undo.add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
+	if _, err := ag.SetupNetwork(ctx, &protocol.SetupNetworkRequest{Hostname: cfg.Hostname}); err != nil {
+		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
+	}
+	if err := ls.save(); err != nil {
+		return nil, err
+	}
+	if err := runHooks(ctx, cfg.Hooks.PreStartHooks, cfg.ID, "created", ls.VMPid); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Containers {
+		if _, err := createContainer(ctx, ls, cfg.Containers[i]); err != nil {
+			return nil, err
+		}
+	}
+	klog.InfoS("Sandbox created", "sandbox", cfg.ID, "pid", ls.VMPid)
+	return newSandbox(ls.sandboxState), nil
+}
+
+// startSandbox starts a ready sandbox's containers.
+func startSandbox(ctx context.Context, ls *lockedSandbox) error {
+	if err := checkTransition(sandboxTransitions, "sandbox", ls.Config.ID, ls.State.State, StateRunning); err != nil {
+		return err
+	}
+	if ls.State.State == StatePaused {
+		return fmt.Errorf("sandbox %s is paused, resume it: %w", ls.Config.ID, ErrInvalidState)
+	}
+	ls.State = State{StateRunning}
+	for _, c := range ls.Containers {
+		if c.State.State == StateReady {
+			if err := startContainer(ctx, ls, c); err != nil {
+				return err
+			}
+		}
+	}
+	if err := ls.save(); err != nil {
+		return err
+	}
+	return runHooks(ctx, ls.Config.Hooks.PostStartHooks, ls.Config.ID, "running", ls.VMPid)
+}
+
+// powerOffTimeout bounds the wait for a guest to power itself off.
+const powerOffTimeout = 5 * time.Second
+
+// stopSandbox ends the sandbox's containers and its VM. The VM is asked
+// to power off through its agent and, failing that, ended by force.
+func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
+	id := ls.Config.ID
+	if err := checkTransition(sandboxTransitions, "sandbox", id, ls.State.State, StateStopped); err != nil {
+		return err
+	}
+	vm, vmErr := vmOf(ctx, ls.sandboxState)
+	if vmErr == nil && ls.State.State == StatePaused {
+		if err := vm.Resume(ctx); err != nil {
+			klog.ErrorS(err, "Cannot resume VM to stop it", "sandbox", id)
+		}
+	}
+	if vmErr == nil {
+		dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ag, err := agentOf(dialCtx, ls.sandboxState)
+		cancel()
+		if err == nil {
+			for _, c := range ls.Containers {
+				if c.State.State != StateStopped {
+					stopContainerProcesses(ctx, ag, ls, c)
+				}
+			}
+			if _, err := ag.DestroySandbox(ctx, &protocol.DestroySandboxRequest{}); err != nil {
+				klog.ErrorS(err, "Agent did not destroy the sandbox, the VM will be ended by force", "sandbox", id)
+			} else {
+				// The guest powers itself off: give it the time to.
+				waitCtx, cancel := context.WithTimeout(ctx, powerOffTimeout)
+				_ = vm.Wait(waitCtx)
+				cancel()
+			}
+		} else {
+			klog.ErrorS(err, "Agent unreachable, the VM will be ended by force", "sandbox", id)
+		}
+	}
+	dropAgent(id)
+	if vmErr == nil {
+		if err := vm.Stop(ctx); err != nil {
+			return fmt.Errorf("stop VM of sandbox %q: %w", id, err)
+		}
+	}
+	forgetVM(id)
+	for _, c := range ls.Containers {
+		if c.State.State != StateStopped {
+			c.State = State{StateStopped}
+			c.FinishedAt = time.Now()
+		}
+	}
+	ls.State = State{StateStopped}
+	if err := ls.save(); err != nil {
+		return err
+	}
+	klog.InfoS("Sandbox stopped", "sandbox", id)
+	return runHooks(ctx, ls.Config.Hooks.PostStopHooks, id, "stopped", ls.VMPid)
+}
+
+// deleteSandbox stops the sandbox if needed and removes everything of it.
+func deleteSandbox(ctx context.Context, ls *lockedSandbox) error {
+	if ls.State.State != StateStopped {
+		if err := stopSandbox(ctx, ls); err != nil {
+			return err
+		}
+	}
+	var errs []error
+	for _, c := range ls.Containers {
+		if err := unshare(ls.Config.ID, c.Config.ID, c.Mounts); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, v := range ls.Config.Volumes {
+		target := filepath.Join(sharedDir(ls.Config.ID), "volumes", v.MountTag)
+		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount volume %s: %w", v.MountTag, err))
+		}
+	}
+	if len(errs) > 0 {
+		// Keep the state: removing the directory now could reach through
+		// a mount that is still there.
+		return errors.Join(errs...)
+	}
+	klog.InfoS("Sandbox deleted", "sandbox", ls.Config.ID)
+	return ls.remove()
+}
+
+// pauseSandbox freezes the whole VM; resumeSandbox thaws it.
+func pauseSandbox(ctx context.Context, ls *lockedSandbox) error {
+	return setVMRunning(ctx, ls, StatePaused)
+}
+
+func resumeSandbox(ctx context.Context, ls *lockedSandbox) error {
+	if ls.State.State != StatePaused {
+		return fmt.Errorf("sandbox %s is %s, not paused: %w", ls.Config.ID, ls.State.State, ErrInvalidState)
+	}
+	return setVMRunning(ctx, ls, StateRunning)
+}
+
+func setVMRunning(ctx context.Context, ls *lockedSandbox, to StateString) error {
+	if err := checkTransition(sandboxTransitions, "sandbox", ls.Config.ID, ls.State.State, to); err != nil {
+		return err
+	}
+	vm, err := vmOf(ctx, ls.sandboxState)
+	if err != nil {
+		return err
+	}
+	if to == StatePaused {
+		err = vm.Pause(ctx)
+	} else {
+		err = vm.Resume(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	ls.State = State{to}
+	return ls.save()
+}
+
+// sandboxStatus reports the sandbox and its containers, after asking the agent
+// which running containers have exited.
+func sandboxStatus(ctx context.Context, ls *lockedSandbox) SandboxStatus {
+	refreshContainers(ctx, ls)
+	st := SandboxStatus{
+		ID:               ls.Config.ID,
+		State:            ls.State,
+		Hypervisor:       ls.Config.HypervisorType,
+		HypervisorConfig: ls.Config.HypervisorConfig,
+		Agent:            ls.Config.AgentType,
+		Annotations:      maps.Clone(ls.Config.Annotations),
+	}
+	for _, c := range ls.Containers {
+		st.ContainersStatus = append(st.ContainersStatus, containerStatus(ls.sandboxState, c))
+	}
+	return st
+}

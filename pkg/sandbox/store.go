@@ -1,0 +1,180 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// StateRoot is where sandboxes keep their state, one directory per
+// sandbox: sandbox.json, its lock, the VM's runtime files (vm/) and the
+// directory shared with the guest (shared/). It belongs on a tmpfs such
+// as /run: VMs do not outlive the host. Set it before the first call.
+var StateRoot = "/run/vc-cri/sandboxes"
+
+// sandboxState is what a sandbox persists. Every API call loads it under
+// the sandbox's lock and saves it whole, so that any process can act on
+// a sandbox by its ID and a restarted process finds it again.
+type sandboxState struct {
+	Config    SandboxConfig
+	State     State
+	CreatedAt time.Time
+	// VMPid is the hypervisor's PID: the "shim PID" of every container.
+	VMPid      int
+	Containers []*containerState
+}
+
+type containerState struct {
+	Config     ContainerConfig
+	State      State
+	CreatedAt  time.Time
+	StartTime  time.Time
+	FinishedAt time.Time
+	ExitCode   int32
+	// Mounts are the host mount points made for the container in the
+	// shared directory, undone when it is deleted.
+	Mounts []string
+}
+
+func (s *sandboxState) container(id string) (*containerState, error) {
+	for _, c := range s.Containers {
+		if c.Config.ID == id {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("container %q in sandbox %q: %w", id, s.Config.ID, ErrNotFound)
+}
+
+func (s *sandboxState) removeContainer(id string) {
+	for i, c := range s.Containers {
+		if c.Config.ID == id {
+			s.Containers = append(s.Containers[:i], s.Containers[i+1:]...)
+			return
+		}
+	}
+}
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+func checkID(kind, id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%s ID %q: want 1 to 128 letters, digits, '_', '.' or '-': %w", kind, id, ErrInvalidConfig)
+	}
+	return nil
+}
+
+func sandboxDir(id string) string { return filepath.Join(StateRoot, id) }
+func sharedDir(id string) string  { return filepath.Join(sandboxDir(id), "shared") }
+func vmDir(id string) string      { return filepath.Join(sandboxDir(id), "vm") }
+
+// lockedSandbox is a sandbox's state held under its lock.
+type lockedSandbox struct {
+	*sandboxState
+	lock *os.File
+}
+
+// createSandboxDir makes the directory of a new sandbox and locks it.
+func createSandboxDir(id string) (*lockedSandbox, error) {
+	if err := os.MkdirAll(StateRoot, 0o700); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(sandboxDir(id), 0o700); errors.Is(err, os.ErrExist) {
+		return nil, fmt.Errorf("sandbox %q: %w", id, ErrAlreadyExists)
+	} else if err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(id)
+	if err != nil {
+		return nil, err
+	}
+	return &lockedSandbox{sandboxState: &sandboxState{}, lock: lock}, nil
+}
+
+// loadSandbox locks the sandbox and reads its state.
+func loadSandbox(id string) (*lockedSandbox, error) {
+	if err := checkID("sandbox", id); err != nil {
+		return nil, err
+	}
+	lock, err := lockFile(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
+	} else if err != nil {
+		return nil, err
+	}
+	// The sandbox may have been deleted while this call waited for it.
+	b, err := os.ReadFile(filepath.Join(sandboxDir(id), "sandbox.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		lock.Close()
+		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
+	} else if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	var st sandboxState
+	if err := json.Unmarshal(b, &st); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sandbox %q state: %w", id, err)
+	}
+	return &lockedSandbox{sandboxState: &st, lock: lock}, nil
+}
+
+func lockFile(id string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(sandboxDir(id), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock sandbox %q: %w", id, err)
+	}
+	return f, nil
+}
+
+// save writes the state atomically: a crash leaves the old or the new.
+func (l *lockedSandbox) save() error {
+	b, err := json.MarshalIndent(l.sandboxState, "", "  ")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(sandboxDir(l.Config.ID), "sandbox.json")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// remove deletes the sandbox's directory; the lock goes with it.
+func (l *lockedSandbox) remove() error {
+	defer l.unlock()
+	return os.RemoveAll(sandboxDir(l.Config.ID))
+}
+
+func (l *lockedSandbox) unlock() {
+	_ = l.lock.Close()
+}
+
+// sandboxIDs lists the sandboxes with a state, sorted.
+func sandboxIDs() ([]string, error) {
+	entries, err := os.ReadDir(StateRoot)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, e := range entries {
+		if e.IsDir() && validID.MatchString(e.Name()) {
+			ids = append(ids, e.Name())
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
