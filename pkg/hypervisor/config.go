@@ -28,10 +28,14 @@ const (
 )
 
 // NetDevice is a tap device, already created by the network layer
-// inside the VM's network namespace.
+// inside the VM's network namespace: QEMU opens it by name, or is handed
+// File, an open tap character device (a macvtap's), instead.
 type NetDevice struct {
 	TapName string
 	MAC     string
+	// File, when set, is passed to QEMU as an inherited descriptor; the
+	// caller keeps it open until Launch returns.
+	File *os.File
 }
 
 // Config describes one VM. Every field either takes effect or makes
@@ -201,7 +205,7 @@ func (c Config) validate() error {
 		return invalid("VirtioFSCache", "unknown %q (want auto, always or none)", c.VirtioFSCache)
 	}
 	for i, n := range c.NetDevices {
-		if n.TapName == "" || len(n.TapName) > 15 || strings.ContainsAny(n.TapName, ", /") {
+		if n.File == nil && (n.TapName == "" || len(n.TapName) > 15 || strings.ContainsAny(n.TapName, ", /")) {
 			return invalid(fmt.Sprintf("NetDevices[%d].TapName", i), "%q is not an interface name", n.TapName)
 		}
 		if _, err := net.ParseMAC(n.MAC); err != nil {

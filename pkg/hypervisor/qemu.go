@@ -71,6 +71,7 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	// Not CommandContext: the VM must outlive the request that made it.
 	cmd := exec.Command(c.Path, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = netFiles(c)
 	klog.V(2).InfoS("Starting QEMU", "vm", c.ID, "args", args)
 	if vm.proc, err = startProc(cmd, c.NetNSPath); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Path, err)

@@ -2,6 +2,7 @@ package hypervisor
 
 import (
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -92,7 +93,38 @@ func qemuArgs(c Config, accel Accelerator, host hostCaps) []string {
 	for _, d := range devices(c, host) {
 		args = append(args, d.QemuParams(gc)...)
 	}
+	args = append(args, fdNetArgs(c)...)
 	return append(args, c.ExtraArgs...)
+}
+
+// fdNetArgs renders the net devices QEMU gets as open descriptors. They
+// follow stdin, stdout and stderr in the order of netFiles.
+func fdNetArgs(c Config) []string {
+	var args []string
+	fd := 3
+	for i, n := range c.NetDevices {
+		if n.File == nil {
+			continue
+		}
+		id := fmt.Sprintf("net%d", i)
+		args = append(args,
+			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, fd),
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,disable-modern=false", id, n.MAC),
+		)
+		fd++
+	}
+	return args
+}
+
+// netFiles are the descriptors fdNetArgs refers to, in its order.
+func netFiles(c Config) []*os.File {
+	var files []*os.File
+	for _, n := range c.NetDevices {
+		if n.File != nil {
+			files = append(files, n.File)
+		}
+	}
+	return files
 }
 
 // memoryBackend returns the -object backing guest RAM, or "" for
@@ -166,6 +198,9 @@ func devices(c Config, host hostCaps) []qemu.Device {
 		}
 	}
 	for i, n := range c.NetDevices {
+		if n.File != nil {
+			continue // see fdNetArgs
+		}
 		// vhost=on only where /dev/vhost-net exists; QEMU's default is off.
 		ds = append(ds, qemu.NetDevice{
 			Type: qemu.TAP, ID: fmt.Sprintf("net%d", i), IFName: n.TapName,

@@ -1,6 +1,7 @@
 package hypervisor
 
 import (
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -177,5 +178,25 @@ func TestQemuArgsNoSharedDir(t *testing.T) {
 		if strings.Contains(d, "9p") {
 			t.Errorf("shared device %s without SharedDir", d)
 		}
+	}
+}
+
+func TestFDNetDevices(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	c := Config{NetDevices: []NetDevice{
+		{TapName: "tap0_vc", MAC: "02:00:00:00:00:01"},
+		{MAC: "02:00:00:00:00:02", File: f},
+	}}
+	args := strings.Join(fdNetArgs(c), " ")
+	want := "-netdev tap,id=net1,fd=3 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02,disable-modern=false"
+	if args != want {
+		t.Fatalf("fd net args %q, want %q", args, want)
+	}
+	if files := netFiles(c); len(files) != 1 || files[0] != f {
+		t.Fatalf("netFiles %v, want the one file", files)
 	}
 }

@@ -115,6 +115,9 @@ func validateSandboxConfig(c *SandboxConfig) error {
 	if !c.NetworkConfig.InterworkingModel.IsValid() {
 		return fmt.Errorf("network interworking model %d: %w", c.NetworkConfig.InterworkingModel, ErrInvalidConfig)
 	}
+	if _, err := cniModel(c.NetworkConfig.InterworkingModel); err != nil {
+		return err
+	}
 	if c.HypervisorType == QemuHypervisor {
 		for what, path := range map[string]string{"kernel": c.HypervisorConfig.KernelPath, "image": c.HypervisorConfig.ImagePath} {
 			if _, err := os.Stat(path); err != nil {
@@ -189,8 +192,19 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		undo.add("unmount volume "+v.MountTag, func(context.Context) error { return unix.Unmount(target, unix.MNT_DETACH) })
 	}
 
+	eps, err := connectNetwork(ctx, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	undo.add("disconnect network", func(ctx context.Context) error {
+		return disconnectNetwork(ctx, cfg.NetworkConfig.NetNSPath, eps)
+	})
+	ls.Endpoints = eps
+	vmCfg.NetDevices = netDevices(eps)
+
 	klog.InfoS("Starting sandbox VM", "sandbox", cfg.ID, "hypervisor", cfg.HypervisorType)
 	vm, err := hv.Launch(ctx, vmCfg)
+	closeTapFiles(eps)
 	if err != nil {
 		return nil, fmt.Errorf("start VM of sandbox %q: %w", cfg.ID, err)
 	}
@@ -203,7 +217,7 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		return nil, err
 	}
 	undo.add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
-	if _, err := ag.SetupNetwork(ctx, &protocol.SetupNetworkRequest{Hostname: cfg.Hostname}); err != nil {
+	if _, err := ag.SetupNetwork(ctx, guestSetup(cfg.Hostname, eps)); err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}
 	if err := ls.save(); err != nil {
@@ -288,6 +302,10 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 		}
 	}
 	forgetVM(id)
+	if err := disconnectNetwork(ctx, ls.Config.NetworkConfig.NetNSPath, ls.Endpoints); err != nil {
+		return fmt.Errorf("disconnect network of sandbox %q: %w", id, err)
+	}
+	ls.Endpoints = nil
 	for _, c := range ls.Containers {
 		if c.State.State != StateStopped {
 			c.State = State{StateStopped}

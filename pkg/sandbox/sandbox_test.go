@@ -191,6 +191,9 @@ func TestBadSandboxConfigs(t *testing.T) {
 	badModel := mockConfig("badmodel")
 	badModel.NetworkConfig.InterworkingModel = NetXConnectInvalidModel
 
+	enlightened := mockConfig("enlightened")
+	enlightened.NetworkConfig.InterworkingModel = NetXConnectEnlightenedModel
+
 	badHypervisor := mockConfig("badhv")
 	badHypervisor.HypervisorType = "xen"
 
@@ -210,6 +213,7 @@ func TestBadSandboxConfigs(t *testing.T) {
 		{"duplicate ID", mockConfig("dup"), ErrAlreadyExists},
 		{"missing kernel", missingKernel, ErrInvalidConfig},
 		{"invalid interworking model", badModel, ErrInvalidConfig},
+		{"enlightened interworking model", enlightened, ErrInvalidConfig},
 		{"unknown hypervisor", badHypervisor, ErrInvalidConfig},
 		{"unknown agent", badAgent, ErrInvalidConfig},
 		{"duplicate container IDs", dupContainers, ErrAlreadyExists},

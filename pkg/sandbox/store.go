@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vc-cri/vc-cri/pkg/cni"
 )
 
 // StateRoot is where sandboxes keep their state, one directory per
@@ -27,7 +29,10 @@ type sandboxState struct {
 	State     State
 	CreatedAt time.Time
 	// VMPid is the hypervisor's PID: the "shim PID" of every container.
-	VMPid      int
+	VMPid int
+	// Endpoints are the netns interfaces joined to the VM, undone when
+	// it stops.
+	Endpoints  []cni.Endpoint
 	Containers []*containerState
 }
 

@@ -1,0 +1,263 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/runtime-tools/generate"
+	"golang.org/x/sys/unix"
+
+	"github.com/vc-cri/vc-cri/hack/testimages"
+	"github.com/vc-cri/vc-cri/pkg/agent"
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
+)
+
+// guestDir is where `make guest` put the kernel and initramfs.
+func guestDir(t testing.TB) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots a VM")
+	}
+	dir := os.Getenv("VC_GUEST_DIR")
+	if dir == "" {
+		_, file, _, _ := runtime.Caller(0)
+		dir = filepath.Join(filepath.Dir(file), "..", "..", "_output", "guest")
+	}
+	for _, f := range []string{"vmlinux", "initramfs.cpio"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("guest image missing (run make guest): %v", err)
+		}
+	}
+	return dir
+}
+
+// bootVM boots a pod VM sharing shared with the guest, and connects to
+// its agent.
+func bootVM(t testing.TB, shared string) (hypervisor.VM, *agent.Client, time.Duration) {
+	t.Helper()
+	dir := guestDir(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	start := time.Now()
+	vm, err := (&hypervisor.QEMU{}).Launch(ctx, hypervisor.Config{
+		ID:          "agent-it",
+		StateDir:    filepath.Join(t.TempDir(), "vm"),
+		KernelPath:  filepath.Join(dir, "vmlinux"),
+		InitrdPath:  filepath.Join(dir, "initramfs.cpio"),
+		Accelerator: hypervisor.AccelTCG,
+		MemoryMiB:   256,
+		SharedDir:   shared,
+	})
+	if err != nil {
+		t.Fatalf("Launch: %v", err)
+	}
+	c, err := agent.Dial(ctx, vm.AgentSocket())
+	if err != nil {
+		vm.Stop(context.Background())
+		t.Fatalf("Dial: %v", err)
+	}
+	return vm, c, time.Since(start)
+}
+
+func spec(t *testing.T, root string, args ...string) []byte {
+	t.Helper()
+	g, err := generate.New("linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.SetRootPath(root)
+	g.SetProcessArgs(args)
+	g.SetProcessTerminal(false)
+	g.SetHostname("it")
+	b, err := json.Marshal(g.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readAll(t *testing.T, c *agent.Client, ctx context.Context, cid, eid string, which protocol.OutputStream) <-chan string {
+	t.Helper()
+	stream, err := c.ReadOutput(ctx, &protocol.ReadOutputRequest{ContainerId: cid, ExecId: eid, Stream: which})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		for {
+			d, err := stream.Recv()
+			if err != nil {
+				out <- b.String()
+				return
+			}
+			b.Write(d.Data)
+		}
+	}()
+	return out
+}
+
+// TestContainerInVM runs the pod VM end to end: a real guest kernel, the
+// real vc-agent as PID 1, a container from a busybox rootfs.
+func TestContainerInVM(t *testing.T) {
+	shared := t.TempDir()
+	for _, id := range []string{"hello", "sleeper"} {
+		if err := testimages.BusyboxRootfs(filepath.Join(shared, id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vm, c, _ := bootVM(t, shared)
+	pid, sock := vm.Pid(), vm.AgentSocket()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	details, err := c.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
+	if err != nil || details.KernelRelease == "" || details.MemoryTotalBytes == 0 {
+		t.Fatalf("GuestDetails: %v, %v", details, err)
+	}
+
+	// sh -c 'echo hello; exit 3': its output and its exit code.
+	root := protocol.SharedDir + "/hello"
+	if _, err := c.CreateContainer(ctx, &protocol.CreateContainerRequest{ContainerId: "hello", OciSpec: spec(t, root, "sh", "-c", "echo hello; exit 3")}); err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	stdout := readAll(t, c, ctx, "hello", "", protocol.OutputStream_STDOUT)
+	if _, err := c.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: "hello"}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: "hello"})
+	if err != nil {
+		t.Fatalf("WaitProcess: %v", err)
+	}
+	if out := <-stdout; out != "hello\n" || exit.ExitCode != 3 {
+		t.Fatalf("container said %q and exited %d, want \"hello\\n\" and 3", out, exit.ExitCode)
+	}
+	if _, err := c.RemoveContainer(ctx, &protocol.ContainerRequest{ContainerId: "hello"}); err != nil {
+		t.Fatalf("RemoveContainer: %v", err)
+	}
+
+	// ps in a running container sees that container's processes only.
+	root = protocol.SharedDir + "/sleeper"
+	if _, err := c.CreateContainer(ctx, &protocol.CreateContainerRequest{ContainerId: "sleeper", OciSpec: spec(t, root, "sleep", "1000")}); err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if _, err := c.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: "sleeper"}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	proc, _ := json.Marshal(map[string]any{"args": []string{"ps", "-o", "pid,args"}, "cwd": "/", "env": []string{"PATH=/bin"}})
+	if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: "sleeper", ExecId: "ps", OciProcess: proc}); err != nil {
+		t.Fatalf("ExecProcess: %v", err)
+	}
+	psOut := readAll(t, c, ctx, "sleeper", "ps", protocol.OutputStream_STDOUT)
+	if exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: "sleeper", ExecId: "ps"}); err != nil || exit.ExitCode != 0 {
+		t.Fatalf("ps: %v, %v", exit, err)
+	}
+	var cmds []string
+	for _, line := range strings.Split(strings.TrimSpace(<-psOut), "\n")[1:] {
+		fields := strings.Fields(line)
+		cmds = append(cmds, strings.Join(fields[1:], " "))
+	}
+	sort.Strings(cmds)
+	if strings.Join(cmds, "|") != "ps -o pid,args|sleep 1000" {
+		t.Fatalf("ps in the container sees %q, want only sleep and ps", cmds)
+	}
+	list, err := c.ListProcesses(ctx, &protocol.ListProcessesRequest{ContainerId: "sleeper", Format: "json"})
+	if err != nil || !bytes.HasPrefix(list.ProcessList, []byte("[")) {
+		t.Fatalf("ListProcesses: %s, %v", list.GetProcessList(), err)
+	}
+
+	// Kill it, then shut the VM down.
+	if _, err := c.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: "sleeper", Signal: uint32(syscall.SIGKILL)}); err != nil {
+		t.Fatalf("SignalProcess: %v", err)
+	}
+	if exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: "sleeper"}); err != nil || exit.ExitCode != 128+9 {
+		t.Fatalf("killed container: %v, %v; want exit code 137", exit, err)
+	}
+	if _, err := c.DestroySandbox(ctx, &protocol.DestroySandboxRequest{}); err != nil {
+		t.Fatalf("DestroySandbox: %v", err)
+	}
+	c.Close()
+	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelWait()
+	if err := vm.Wait(waitCtx); err != nil {
+		t.Fatalf("the guest did not power off: %v", err)
+	}
+	if err := vm.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+
+	// Nothing is left: process, socket, state directory, mounts.
+	if err := unix.Kill(pid, 0); err == nil {
+		t.Errorf("QEMU (pid %d) still runs", pid)
+	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("agent socket left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Dir(sock)); !os.IsNotExist(err) {
+		t.Errorf("VM state directory left: %v", err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if bytes.Contains(mounts, []byte(shared)) {
+		t.Errorf("a mount under %s is left", shared)
+	}
+}
+
+// TestBadSpecInVM: a spec the guest cannot run gets a clear error and
+// leaves the agent serving.
+func TestBadSpecInVM(t *testing.T) {
+	vm, c, _ := bootVM(t, t.TempDir())
+	defer vm.Stop(context.Background())
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := c.CreateContainer(ctx, &protocol.CreateContainerRequest{ContainerId: "bad", OciSpec: spec(t, "/nonexistent/rootfs", "true")})
+	if err == nil {
+		t.Fatal("CreateContainer with a missing rootfs succeeded")
+	}
+	if _, err := c.Check(ctx, &protocol.CheckRequest{}); err != nil {
+		t.Fatalf("agent after a failed create: %v", err)
+	}
+}
+
+// BenchmarkBootToAgentReady measures Launch to the agent's first answer,
+// and reports the idle VM's host RSS.
+func BenchmarkBootToAgentReady(b *testing.B) {
+	shared := b.TempDir()
+	var rss int64
+	for b.Loop() {
+		vm, c, _ := bootVM(b, shared)
+		b.StopTimer()
+		time.Sleep(time.Second) // idle
+		rss = vmRSS(vm.Pid())
+		c.Close()
+		vm.Stop(context.Background())
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(rss)/(1<<20), "RSS-MiB")
+}
+
+// vmRSS is a process's resident set in bytes.
+func vmRSS(pid int) int64 {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseInt(strings.Fields(v)[0], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
