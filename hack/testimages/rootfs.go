@@ -184,7 +184,8 @@ func buildBusyboxEntries() ([]entry, error) {
 			continue
 		}
 		seen[name] = true
-		es = append(es, entry{Name: name, Type: tar.TypeLink, Link: "bin/busybox"})
+		// Unpackers chmod the shared inode with a link's mode: it must be the target's.
+		es = append(es, entry{Name: name, Type: tar.TypeLink, Link: "bin/busybox", Mode: 0o755})
 	}
 	// Directories first, in path order, so parents precede children.
 	sort.SliceStable(es, func(i, j int) bool {

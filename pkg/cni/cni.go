@@ -144,6 +144,12 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (_ *Result, retErr 
 // Teardown runs CNI DEL for the pod and removes its netns. It is
 // idempotent: it succeeds when called again or after the netns is gone.
 // An empty netnsPath means the pod's default path.
+//
+// Disconnect first: with Bridged and MacVtap the pod's addresses are off
+// the CNI interface until then, and the bridge plugin finds its ipMasq
+// rule by them. For the same reason, that rule outlives a netns removed
+// behind our back (Debian's bridge plugin 1.1.1); IPs, portmap rules and
+// the veth do not.
 func (m *Manager) Teardown(ctx context.Context, podID, netnsPath string) error {
 	if err := checkPodID(podID); err != nil {
 		return err
@@ -214,7 +220,9 @@ func (m *Manager) del(ctx context.Context, podID, netnsPath string) error {
 	return nil
 }
 
-// Check runs CNI CHECK for a pod set up by Setup.
+// Check runs CNI CHECK for a pod set up by Setup. Debian's portmap
+// (1.1.1) fails CHECK for IPv4-only pods with port mappings, looking for
+// an ip6tables chain it never made.
 func (m *Manager) Check(ctx context.Context, pod PodNetwork, netnsPath string) error {
 	if err := checkPodID(pod.ID); err != nil {
 		return err

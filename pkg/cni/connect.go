@@ -99,16 +99,6 @@ func Connect(ctx context.Context, netnsPath string, model Model) (_ []Endpoint, 
 	if err != nil {
 		return nil, err
 	}
-	// The character device is opened outside the netns goroutine, which
-	// cannot change its mount namespace (see macvtapDevice).
-	for i := range eps {
-		if eps[i].Model != MacVtap {
-			continue
-		}
-		if eps[i].TapFile, err = openMacvtap(netnsPath, eps[i].TapName); err != nil {
-			return nil, fmt.Errorf("failed to open macvtap of %s: %w", eps[i].Name, err)
-		}
-	}
 	klog.V(2).InfoS("Connected pod interfaces", "netns", netnsPath, "model", model, "endpoints", len(eps))
 	return eps, nil
 }
@@ -118,13 +108,13 @@ func Connect(ctx context.Context, netnsPath string, model Model) (_ []Endpoint, 
 // and routes, so that CNI DEL finds what ADD made. A netns that is gone
 // already is not an error: its devices went with it.
 func Disconnect(ctx context.Context, netnsPath string, eps []Endpoint) error {
-	for _, ep := range eps {
-		if ep.TapFile != nil {
-			ep.TapFile.Close()
-		}
-	}
 	netns, err := ns.GetNS(netnsPath)
 	if errors.As(err, new(ns.NSPathNotExistErr)) {
+		for _, ep := range eps {
+			if ep.TapFile != nil {
+				ep.TapFile.Close()
+			}
+		}
 		return nil
 	}
 	if err != nil {

@@ -62,9 +62,10 @@ func randomHex(t *testing.T, n int) string {
 	return hex.EncodeToString(b)
 }
 
-// newTestEnv writes a conflist of bridge, host-local, portmap and
-// loopback; extra is JSON for plugins inserted after the bridge.
-func newTestEnv(t *testing.T, extra string) *testEnv {
+// newTestEnv writes a conflist of bridge (with ipMasq if masq),
+// host-local, portmap and loopback; extra is JSON for plugins inserted
+// after the bridge.
+func newTestEnv(t *testing.T, masq bool, extra string) *testEnv {
 	t.Helper()
 	requireHost(t, "iptables-save")
 	octet := make([]byte, 1)
@@ -80,14 +81,14 @@ func newTestEnv(t *testing.T, extra string) *testEnv {
   "cniVersion": "1.0.0",
   "name": "vctest",
   "plugins": [
-    {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": true,
+    {"type": "bridge", "bridge": %q, "isGateway": true, "ipMasq": %t,
      "ipam": {"type": "host-local", "dataDir": %q, "ranges": [[{"subnet": %q}]],
               "routes": [{"dst": "0.0.0.0/0"}]}},
     %s
     {"type": "portmap", "capabilities": {"portMappings": true}},
     {"type": "loopback"}
   ]
-}`, e.bridge, e.dataDir, e.subnet, extra))
+}`, e.bridge, masq, e.dataDir, e.subnet, extra))
 	e.m = New(Config{ConfDir: confDir, NetnsDir: t.TempDir(), CacheDir: e.cache})
 	t.Cleanup(func() {
 		if link, err := netlink.LinkByName(e.bridge); err == nil {
@@ -119,13 +120,9 @@ func (e *testEnv) assertClean(t *testing.T, podID, netnsPath string) {
 	if bytes.Contains(mounts, []byte(netnsPath)) {
 		t.Errorf("netns %s is still mounted", netnsPath)
 	}
-	if br, err := netlink.LinkByName(e.bridge); err == nil {
-		links, _ := netlink.LinkList()
-		for _, l := range links {
-			if l.Attrs().MasterIndex == br.Attrs().Index {
-				t.Errorf("%s still has port %s", e.bridge, l.Attrs().Name)
-			}
-		}
+	// The kernel destroys a netns, and the veth in it, asynchronously.
+	if port := e.waitNoPorts(5 * time.Second); port != "" {
+		t.Errorf("%s still has port %s", e.bridge, port)
 	}
 	out, err := exec.Command("iptables-save").Output()
 	if err != nil {
@@ -149,8 +146,29 @@ func (e *testEnv) assertClean(t *testing.T, podID, netnsPath string) {
 	}
 }
 
+// waitNoPorts waits until the test bridge has no port, and returns one
+// left at timeout.
+func (e *testEnv) waitNoPorts(timeout time.Duration) string {
+	for deadline := time.Now().Add(timeout); ; time.Sleep(50 * time.Millisecond) {
+		br, err := netlink.LinkByName(e.bridge)
+		if err != nil {
+			return ""
+		}
+		links, _ := netlink.LinkList()
+		port := ""
+		for _, l := range links {
+			if l.Attrs().MasterIndex == br.Attrs().Index {
+				port = l.Attrs().Name
+			}
+		}
+		if port == "" || time.Now().After(deadline) {
+			return port
+		}
+	}
+}
+
 func TestSetupTeardown(t *testing.T) {
-	e := newTestEnv(t, "")
+	e := newTestEnv(t, true, "")
 	ctx := context.Background()
 	if err := e.m.Status(ctx); err != nil {
 		t.Fatalf("Status: %v", err)
@@ -197,15 +215,20 @@ func TestSetupTeardown(t *testing.T) {
 	e.assertClean(t, pod.ID, res.NetnsPath)
 }
 
-// TestTeardownNetnsGone is a restart after the netns went away: DEL must
-// still release the IP and the port mappings, from libcni's cache.
+// TestTeardownNetnsGone is a teardown after the netns went away: DEL
+// must still release the IP and the port mappings, from libcni's cache.
+// Without ipMasq: Debian's bridge plugin (1.1.1) removes its MASQUERADE
+// rule only when it finds the pod's addresses in the netns.
 func TestTeardownNetnsGone(t *testing.T) {
-	e := newTestEnv(t, "")
+	e := newTestEnv(t, false, "")
 	ctx := context.Background()
 	pod := e.podWithPort(t)
 	res, err := e.m.Setup(ctx, pod)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out, _ := exec.Command("iptables-save").Output(); !bytes.Contains(out, []byte(pod.ID)) {
+		t.Fatal("no portmap rule mentions the pod")
 	}
 	if err := removeNetns(res.NetnsPath); err != nil {
 		t.Fatal(err)
@@ -219,7 +242,7 @@ func TestTeardownNetnsGone(t *testing.T) {
 // TestSetupRollback: a plugin after bridge fails ADD; Setup must undo the
 // bridge's work and the netns.
 func TestSetupRollback(t *testing.T) {
-	e := newTestEnv(t, `{"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_knob": "1"}},`)
+	e := newTestEnv(t, true, `{"type": "tuning", "sysctl": {"net.ipv4.conf.eth0.no_such_knob": "1"}},`)
 	pod := e.pod(t)
 	if _, err := e.m.Setup(context.Background(), pod); err == nil {
 		t.Fatal("Setup succeeded despite the failing plugin")
@@ -228,7 +251,7 @@ func TestSetupRollback(t *testing.T) {
 }
 
 func TestConnect(t *testing.T) {
-	e := newTestEnv(t, "")
+	e := newTestEnv(t, true, "")
 	pinger := pingCommand(t)
 	for _, model := range []Model{TCFilter, Bridged, MacVtap} {
 		t.Run(model.String(), func(t *testing.T) {
@@ -245,6 +268,9 @@ func TestConnect(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Cleanups run last first: this one before Teardown, which
+			// needs the addresses back on eth0 to find ipMasq's rules.
+			t.Cleanup(func() { Disconnect(context.Background(), res.NetnsPath, eps) })
 			if len(eps) != 1 {
 				t.Fatalf("%d endpoints, want 1", len(eps))
 			}
@@ -266,13 +292,7 @@ func TestConnect(t *testing.T) {
 			// addresses, joined to the endpoint's tap as QEMU would.
 			vm := startFakeVM(t, e, res.NetnsPath, ep)
 			podIP, _, _ := strings.Cut(ep.Addresses[0], "/")
-			if os.Getenv("DEBUGNEIGH") != "" {
-				o, err := exec.Command("ip", "neigh", "replace", podIP, "lladdr", ep.MAC, "dev", e.bridge).CombinedOutput()
-				t.Logf("neigh %s %v", o, err)
-			}
 			if out, err := exec.Command(pinger[0], append(pinger[1:], "-c1", "-W5", podIP)...).CombinedOutput(); err != nil {
-				d1, _ := exec.Command("nsenter", "--net="+res.NetnsPath, "ip", "-s", "link").CombinedOutput()
-				t.Logf("DEBUG %s", d1)
 				t.Fatalf("host cannot ping the pod's guest at %s: %v\n%s", podIP, err, out)
 			}
 			vm.stop()

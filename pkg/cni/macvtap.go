@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 
 	"github.com/vishvananda/netlink"
@@ -32,25 +31,33 @@ func connectMacvtap(link netlink.Link, ep *Endpoint, i int) error {
 	if err := netlink.LinkSetUp(mvt); err != nil {
 		return fmt.Errorf("failed to bring up %s: %w", ep.TapName, err)
 	}
+	file, err := openMacvtap(ep.TapName)
+	if err != nil {
+		return err
+	}
+	ep.TapFile = file
 	return nil
 }
 
 // disconnectMacvtap deletes the macvtap and gives the CNI interface back
-// its MAC, addresses and routes. Connect's caller closed TapFile.
+// its MAC, addresses and routes.
 func disconnectMacvtap(ep Endpoint) error {
+	if ep.TapFile != nil {
+		ep.TapFile.Close()
+	}
 	if err := deleteLink(ep.TapName); err != nil {
 		return err
 	}
 	return restoreAddresses(ep)
 }
 
-// openMacvtap opens the character device of the macvtap name in the
-// netns. /dev/tapN cannot be trusted: N is the ifindex inside the netns,
-// so macvtaps of several pods compete for one name in the host's /dev.
-// Instead, a private node is made from the device number and unlinked
-// once open.
-func openMacvtap(netnsPath, name string) (*os.File, error) {
-	dev, err := macvtapDevice(netnsPath, name)
+// openMacvtap opens the character device of the macvtap name, which
+// is in the current netns. /dev/tapN cannot be trusted: N is the ifindex
+// inside the netns, so macvtaps of several pods compete for one name in
+// the host's /dev. Instead, a private node is made from the device number
+// and unlinked once open.
+func openMacvtap(name string) (*os.File, error) {
+	dev, err := macvtapDevice(name)
 	if err != nil {
 		return nil, err
 	}
@@ -72,43 +79,11 @@ func openMacvtap(netnsPath, name string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), "/dev/"+name), nil
 }
 
-// macvtapDevice reads the device number of the macvtap name from sysfs.
-// The host's /sys shows the host netns only: sysfs shows the netns of
-// whoever mounted it. So a thread joins the pod netns, unshares its mount
-// namespace and mounts a sysfs of its own there.
-func macvtapDevice(netnsPath, name string) (uint64, error) {
-	type answer struct {
-		dev uint64
-		err error
-	}
-	c := make(chan answer, 1)
-	go func() {
-		// Never unlocked: the thread's namespaces are changed for good,
-		// so it must end with this goroutine.
-		runtime.LockOSThread()
-		dev, err := readMacvtapDevice(netnsPath, name)
-		c <- answer{dev, err}
-	}()
-	a := <-c
-	return a.dev, a.err
-}
-
-func readMacvtapDevice(netnsPath, name string) (uint64, error) {
-	if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
-		return 0, fmt.Errorf("unshare mount namespace: %w", err)
-	}
-	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
-		return 0, fmt.Errorf("make mounts private: %w", err)
-	}
-	nsFd, err := unix.Open(netnsPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	err = unix.Setns(nsFd, unix.CLONE_NEWNET)
-	unix.Close(nsFd)
-	if err != nil {
-		return 0, fmt.Errorf("enter %s: %w", netnsPath, err)
-	}
+// macvtapDevice reads the device number of the macvtap name, in the
+// current netns, from sysfs. The host's /sys shows the host's netns only,
+// since a sysfs shows the netns of whoever mounted it; so the calling
+// thread, in the pod's netns, mounts a sysfs of its own for a moment.
+func macvtapDevice(name string) (uint64, error) {
 	sys, err := os.MkdirTemp("", "vc-sysfs-")
 	if err != nil {
 		return 0, err

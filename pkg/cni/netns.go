@@ -23,28 +23,41 @@ func createNetns(path string) (retErr error) {
 	f.Close()
 	defer func() {
 		if retErr != nil {
-			os.Remove(path)
+			removeNetns(path)
 		}
 	}()
 
 	errc := make(chan error, 1)
 	go func() {
-		// The thread is never unlocked: after unshare it lives in the new
-		// namespace, and Go ends a locked thread when its goroutine
-		// returns, so no other goroutine ever runs in it.
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare: %w", err)
-			return
-		}
-		src := fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid())
-		if err := unix.Mount(src, path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind mount on %s: %w", path, err)
-			return
-		}
-		errc <- nil
+		errc <- bindNewNetns(path)
 	}()
 	return <-errc
+}
+
+// bindNewNetns moves the locked calling thread into a new netns, mounts
+// that on path and moves the thread back. Only then does it unlock the
+// thread: a thread left in the pod's netns must end with its goroutine,
+// and if that thread is the main one, Go parks it for good, which would
+// keep the netns, and its interfaces, alive after the unmount.
+func bindNewNetns(path string) error {
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("unshare: %w", err)
+	}
+	mountErr := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	if mountErr != nil {
+		mountErr = fmt.Errorf("bind mount on %s: %w", path, mountErr)
+	}
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		return errors.Join(mountErr, fmt.Errorf("return to the original netns: %w", err))
+	}
+	runtime.UnlockOSThread()
+	return mountErr
 }
 
 // removeNetns unmounts and removes a namespace made by createNetns; a

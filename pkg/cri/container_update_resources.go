@@ -3,8 +3,8 @@ package cri
 import (
 	"context"
 
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"google.golang.org/protobuf/proto"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"time"
 
-	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"google.golang.org/grpc"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
 

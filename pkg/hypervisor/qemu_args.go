@@ -78,6 +78,9 @@ func qemuArgs(c Config, accel Accelerator, host hostCaps) []string {
 	}
 	args = append(args,
 		"-nographic", "-nodefaults", "-no-user-config", "-no-reboot",
+		// No iPXE option ROM on NICs: the guest boots its kernel directly,
+		// and loading the ROM costs boot time.
+		"-global", "virtio-net-pci.romfile=",
 		"-qmp", "unix:"+c.path(qmpSocketName)+",server=on,wait=off",
 		"-pidfile", c.path(qemuPidName),
 		"-kernel", c.KernelPath,
