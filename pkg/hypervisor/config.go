@@ -3,6 +3,7 @@ package hypervisor
 import (
 	"bufio"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net"
 	"os"
 	"path/filepath"
@@ -145,6 +146,10 @@ func (c Config) validateIdentity() error {
 	}
 	if strings.Contains(c.StateDir, ",") {
 		return invalid("StateDir", "%q contains a comma, which QEMU options cannot carry", c.StateDir)
+	}
+	// The longest socket in it must fit a unix socket address.
+	if n := len(c.path(virtiofsdSock)); n >= len(unix.RawSockaddrUnix{}.Path) {
+		return invalid("StateDir", "%q is too long: its sockets' paths would take %d bytes, unix sockets allow %d", c.StateDir, n, len(unix.RawSockaddrUnix{}.Path)-1)
 	}
 	return nil
 }

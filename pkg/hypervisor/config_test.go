@@ -36,6 +36,7 @@ func TestValidate(t *testing.T) {
 		{"no ID", func(c *Config) { c.ID = "" }, "ID"},
 		{"relative state dir", func(c *Config) { c.StateDir = "state" }, "StateDir"},
 		{"comma in state dir", func(c *Config) { c.StateDir = "/run/a,b" }, "StateDir"},
+		{"state dir too long for sockets", func(c *Config) { c.StateDir = "/run/" + strings.Repeat("d", 100) }, "StateDir"},
 		{"no kernel", func(c *Config) { c.KernelPath = "" }, "KernelPath"},
 		{"missing kernel", func(c *Config) { c.KernelPath = "/nonexistent/vmlinux" }, "KernelPath"},
 		{"kernel is a dir", func(c *Config) { c.KernelPath = c.SharedDir }, "KernelPath"},

@@ -10,18 +10,6 @@ import (
 	"testing"
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vc-sandbox-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	StateRoot = filepath.Join(dir, "sandboxes")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
 func mockConfig(id string, containers ...ContainerConfig) SandboxConfig {
 	return SandboxConfig{
 		ID:             id,

@@ -1,6 +1,8 @@
 package sandbox
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +79,12 @@ func checkID(kind, id string) error {
 
 func sandboxDir(id string) string { return filepath.Join(StateRoot, id) }
 func sharedDir(id string) string  { return filepath.Join(sandboxDir(id), "shared") }
-func vmDir(id string) string      { return filepath.Join(sandboxDir(id), "vm") }
+// vmDir holds the VM's runtime files, unix sockets among them: its name
+// is a short hash of the ID, as a socket path must fit in 108 bytes.
+func vmDir(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return filepath.Join(StateRoot, ".vm", hex.EncodeToString(sum[:8]))
+}
 
 // lockedSandbox is a sandbox's state held under its lock.
 type lockedSandbox struct {
