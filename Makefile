@@ -1,6 +1,6 @@
 # vc-cri: every pod its own VM.
 #   make run    install host packages, build guest image and daemon, start vc-cri
-#   make test   unit, integration (root, QEMU) and conformance tests
+#   make test   unit, integration (root, QEMU), end-to-end and conformance tests
 
 SHELL       := /bin/bash
 OUT         := $(CURDIR)/_output
@@ -8,13 +8,17 @@ BIN         := $(OUT)/bin
 TOOLS       := $(OUT)/tools
 GUEST       := $(OUT)/guest
 GO          ?= go
+# No gpgme for image signatures; no btrfs headers for the store.
 TAGS        := containers_image_openpgp exclude_graphdriver_btrfs
-GOFLAGS_ALL := -tags "$(TAGS)"
+GOTAGS      := -tags "$(TAGS)"
+PREFIX      ?= /usr/local
 GUEST_DIR   ?= /var/lib/vc-cri/guest
 
 export PATH := $(TOOLS):$(PATH)
+export VC_GUEST_DIR := $(GUEST)
 
-.PHONY: all build deps guest proto test test-unit test-integration run install bench clean
+.PHONY: all build deps guest proto install run test test-unit test-go e2e critest bench bench-image \
+	testregistry-start testregistry-stop clean
 
 all: build
 
@@ -25,10 +29,10 @@ build: $(BIN)/vc-cri $(BIN)/vc-agent
 
 # Phony inputs: go's own build cache decides what is stale.
 $(BIN)/vc-cri: FORCE
-	CGO_ENABLED=0 $(GO) build $(GOFLAGS_ALL) -o $@ ./cmd/vc-cri
+	CGO_ENABLED=0 $(GO) build $(GOTAGS) -o $@ ./cmd/vc-cri
 
 # vc-agent is PID 1 of a guest that has no libc: a static cgo build, as
-# runc's nsenter is C.
+# runc's nsenter is C, with seccomp.
 $(BIN)/vc-agent: FORCE
 	CGO_ENABLED=1 $(GO) build -tags "netgo osusergo seccomp" -ldflags "-extldflags -static -s -w" -o $@ ./cmd/vc-agent
 
@@ -42,25 +46,47 @@ proto:
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		pkg/agent/protocol/agent.proto
 
-test: deps guest test-unit test-integration
-
-test-unit:
-	$(GO) vet $(GOFLAGS_ALL) ./...
-	$(GO) test $(GOFLAGS_ALL) -short ./...
-
-# Real QEMU (TCG) VMs with the guest image built by `make guest`.
-test-integration: guest
-	VC_GUEST_DIR=$(GUEST) $(GO) test $(GOFLAGS_ALL) -count=1 -timeout 20m ./...
-
 install: build guest
-	install -d $(GUEST_DIR)
+	install -d $(GUEST_DIR) $(PREFIX)/bin
 	install -m 0644 $(GUEST)/vmlinux $(GUEST)/vmlinuz $(GUEST)/initramfs.cpio $(GUEST_DIR)/
+	install -m 0755 $(BIN)/vc-cri $(PREFIX)/bin/vc-cri
 
+# Starts vc-cri in the foreground with its embedded defaults.
 run: deps install
-	$(BIN)/vc-cri
+	$(PREFIX)/bin/vc-cri config install-cni
+	$(PREFIX)/bin/vc-cri check || true
+	$(PREFIX)/bin/vc-cri
 
-bench: guest
-	VC_GUEST_DIR=$(GUEST) $(GO) test $(GOFLAGS_ALL) -run '^$$' -bench . -benchtime 5x ./pkg/...
+test: deps guest test-go e2e critest
+
+# Unit tests only: mocks, no VM.
+test-unit:
+	$(GO) vet $(GOTAGS) ./...
+	$(GO) test $(GOTAGS) -short -run '^(Test|Fuzz)' ./...
+
+# Unit and integration tests: real QEMU (TCG) VMs with the guest image.
+test-go: guest
+	$(GO) vet $(GOTAGS) ./...
+	$(GO) test $(GOTAGS) -count=1 -timeout 20m ./...
+
+e2e: build guest
+	./test/e2e/run.sh
+
+critest: build guest
+	./test/critest/run.sh
+
+bench: build guest
+	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 5x ./pkg/agent/
+	./hack/bench/run.sh
+
+bench-image:
+	CGO_ENABLED=0 $(GO) run $(GOTAGS) ./hack/imagebench -n 5
+
+testregistry-start:
+	$(GO) run $(GOTAGS) ./hack/testregistry start -addr 127.0.0.1:5000 -pidfile $(OUT)/testregistry.pid -log $(OUT)/testregistry.log
+
+testregistry-stop:
+	$(GO) run $(GOTAGS) ./hack/testregistry stop -pidfile $(OUT)/testregistry.pid
 
 clean:
 	rm -rf $(OUT)

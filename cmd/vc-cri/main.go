@@ -9,12 +9,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 
 	"github.com/spf13/cobra"
 	"go.podman.io/storage/pkg/reexec"
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/cni"
 )
 
 const defaultConfigPath = "/etc/vc-cri/config.toml"
@@ -91,6 +94,24 @@ func newRootCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			_, err := cmd.OutOrStdout().Write(defaultConfig)
 			return err
+		},
+	})
+	configCmd.AddCommand(&cobra.Command{
+		Use:   "install-cni",
+		Short: "Install the default bridge CNI configuration where there is none",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			installed, err := cni.InstallDefaultConflist(cfg.CNI.ConfDir)
+			if err != nil {
+				return err
+			}
+			if installed {
+				fmt.Fprintf(cmd.OutOrStdout(), "installed %s\n", filepath.Join(cfg.CNI.ConfDir, cni.DefaultConflistName))
+			}
+			return nil
 		},
 	})
 	root.AddCommand(configCmd)
