@@ -30,10 +30,8 @@ func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 		return fmt.Errorf("stop pod sandbox %q: %w", pod.ID, err)
 	}
 	s.recordStoppedContainers(pod.ID)
-	if pod.NetNSPath != "" {
-		if err := s.opts.Network.Teardown(ctx, pod.ID, pod.NetNSPath); err != nil {
-			return fmt.Errorf("tear down network of pod %q: %w", pod.ID, err)
-		}
+	if err := s.opts.Network.Teardown(ctx, pod.ID, pod.NetNSPath); err != nil {
+		return fmt.Errorf("tear down network of pod %q: %w", pod.ID, err)
 	}
 	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
 		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
