@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -93,6 +95,11 @@ func (a *agent) SetupNetwork(_ context.Context, req *protocol.SetupNetworkReques
 			return nil, status.Errorf(codes.Internal, "set hostname: %v", err)
 		}
 	}
+	for k, v := range req.Sysctls {
+		if err := setSysctl(k, v); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "sysctl %s: %v", k, err)
+		}
+	}
 	if req.ResolvConf != "" {
 		if err := os.WriteFile("/etc/resolv.conf", []byte(req.ResolvConf), 0o644); err != nil {
 			return nil, status.Errorf(codes.Internal, "write resolv.conf: %v", err)
@@ -115,4 +122,13 @@ func (a *agent) container(id string) (*container, error) {
 // validID keeps IDs usable as path elements.
 func validID(id string) bool {
 	return id != "" && !strings.ContainsAny(id, "/\x00") && id != "." && id != ".."
+}
+
+// setSysctl writes a sysctl of the guest: the pod's, as its containers
+// share the guest's network and IPC namespaces.
+func setSysctl(name, value string) error {
+	if name == "" || strings.Contains(name, "..") || strings.ContainsAny(name, "/\x00") {
+		return fmt.Errorf("invalid name")
+	}
+	return os.WriteFile(filepath.Join("/proc/sys", strings.ReplaceAll(name, ".", "/")), []byte(value), 0o644)
 }

@@ -119,6 +119,7 @@ func createContainer(stateDir, id string, spec *specs.Spec, terminal, stdin bool
 		return nil, err
 	}
 	p.lp.Init = true
+	p.cgroupDir = filepath.Join("/sys/fs/cgroup", spec.Linux.CgroupsPath)
 	// Start runs the container's init up to the point where it waits for
 	// Exec, as "runc create" does.
 	if err := p.start(lc.Start); err != nil {

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -35,12 +38,17 @@ type process struct {
 	childEnds     []*os.File
 	consoleSocket *os.File
 
+	// cgroupDir, set for a container's init, is where its exit looks for
+	// an OOM kill.
+	cgroupDir string
+
 	stdinOnce sync.Once
-	// exited is closed once the process has exited; exitCode and exitedAt
-	// are set before.
-	exited   chan struct{}
-	exitCode int32
-	exitedAt time.Time
+	// exited is closed once the process has exited; exitCode, exitedAt
+	// and oomKilled are set before.
+	exited    chan struct{}
+	exitCode  int32
+	exitedAt  time.Time
+	oomKilled bool
 }
 
 // newProcess prepares a process from an OCI process; start runs it.
@@ -145,12 +153,13 @@ func (p *process) wait() {
 		klog.ErrorS(err, "Cannot wait for process")
 	}
 	p.exitCode, p.exitedAt = code, time.Now()
+	p.oomKilled = p.cgroupDir != "" && oomKills(p.cgroupDir) > 0
 	close(p.exited)
 }
 
 // exitStatus is valid once exited is closed.
 func (p *process) exitStatus() *protocol.WaitProcessResponse {
-	return &protocol.WaitProcessResponse{ExitCode: p.exitCode, ExitedAtUnixNano: p.exitedAt.UnixNano()}
+	return &protocol.WaitProcessResponse{ExitCode: p.exitCode, ExitedAtUnixNano: p.exitedAt.UnixNano(), OomKilled: p.oomKilled}
 }
 
 // closeStdin closes the process's stdin, which it reads as EOF. With a
@@ -212,4 +221,20 @@ func receiveFile(socket *os.File) (*os.File, error) {
 		return nil, errors.New("expected one file descriptor")
 	}
 	return os.NewFile(uintptr(fds[0]), string(name[:n])), nil
+}
+
+// oomKills reads how many processes the kernel's OOM killer ended in a
+// cgroup (v2).
+func oomKills(cgroupDir string) int {
+	b, err := os.ReadFile(filepath.Join(cgroupDir, "memory.events"))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "oom_kill "); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	return 0
 }

@@ -110,7 +110,11 @@ func (s *Service) startIO(ctx context.Context, c containerRecord) error {
 		case <-drained:
 		case <-time.After(2 * time.Second):
 		}
-		s.recordExit(c.ID, code, time.Now())
+		oom := false
+		if st, err := sandbox.StatusContainerContext(ctx, c.PodID, c.ID); err == nil {
+			oom = st.OOMKilled
+		}
+		s.recordExitReason(c.ID, code, time.Now(), oom)
 		s.stopIO(c.ID)
 	}()
 	return nil
@@ -140,12 +144,20 @@ func (s *Service) containerIO(id string) (*containerIO, bool) {
 
 // recordExit marks a container exited, once.
 func (s *Service) recordExit(id string, code int32, at time.Time) {
+	s.recordExitReason(id, code, at, false)
+}
+
+// recordExitReason is recordExit knowing whether the OOM killer ended it.
+func (s *Service) recordExitReason(id string, code int32, at time.Time, oomKilled bool) {
 	c, err := s.containers.Update(id, func(r *containerRecord) error {
 		if r.State == runtime.ContainerState_CONTAINER_EXITED {
 			return errAlreadyExited
 		}
 		r.State, r.ExitCode, r.FinishedAt = runtime.ContainerState_CONTAINER_EXITED, code, at
 		r.Reason = exitReason(code)
+		if oomKilled {
+			r.Reason = reasonOOMKilled
+		}
 		if r.StartedAt.IsZero() {
 			r.StartedAt = at
 		}

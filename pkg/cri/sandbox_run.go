@@ -154,6 +154,7 @@ func (s *Service) sandboxConfig(id string, config *runtime.PodSandboxConfig, net
 		cfg.Hostname = config.Metadata.Name
 	}
 	cfg.NetworkConfig.NetNSPath = netns
+	cfg.Sysctls = config.GetLinux().GetSysctls()
 	cfg.Annotations = map[string]string{
 		"io.kubernetes.cri.sandbox-name":      config.Metadata.Name,
 		"io.kubernetes.cri.sandbox-namespace": config.Metadata.Namespace,

@@ -164,6 +164,7 @@ func stopContainerProcesses(ctx context.Context, ag guestAgent, ls *lockedSandbo
 func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
 	c.State = State{StateStopped}
 	c.ExitCode = exit.ExitCode
+	c.OOMKilled = exit.OomKilled
 	c.FinishedAt = time.Unix(0, exit.ExitedAtUnixNano)
 	if exit.ExitedAtUnixNano == 0 {
 		c.FinishedAt = time.Now()
@@ -234,5 +235,6 @@ func containerStatus(s *sandboxState, c *containerState) ContainerStatus {
 		Annotations: maps.Clone(c.Config.Annotations),
 		ExitCode:    c.ExitCode,
 		FinishedAt:  c.FinishedAt,
+		OOMKilled:   c.OOMKilled,
 	}
 }

@@ -70,10 +70,11 @@ func closeTapFiles(eps []cni.Endpoint) {
 	}
 }
 
-// guestSetup tells the guest its hostname and, for each endpoint, the
-// NIC's name, addresses and routes, which CNI gave the netns interface.
-func guestSetup(hostname string, eps []cni.Endpoint) *protocol.SetupNetworkRequest {
-	req := &protocol.SetupNetworkRequest{Hostname: hostname}
+// guestSetup tells the guest its hostname, sysctls and, for each
+// endpoint, the NIC's name, addresses and routes, which CNI gave the
+// netns interface.
+func guestSetup(c *SandboxConfig, eps []cni.Endpoint) *protocol.SetupNetworkRequest {
+	req := &protocol.SetupNetworkRequest{Hostname: c.Hostname, Sysctls: c.Sysctls}
 	for _, ep := range eps {
 		req.Interfaces = append(req.Interfaces, &protocol.Interface{
 			Name: ep.Name, Mac: ep.MAC, Addresses: ep.Addresses, Mtu: uint32(ep.MTU),

@@ -217,7 +217,7 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		return nil, err
 	}
 	undo.add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
-	if _, err := ag.SetupNetwork(ctx, guestSetup(cfg.Hostname, eps)); err != nil {
+	if _, err := ag.SetupNetwork(ctx, guestSetup(&cfg, eps)); err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}
 	if err := ls.save(); err != nil {

@@ -45,6 +45,7 @@ type containerState struct {
 	StartTime  time.Time
 	FinishedAt time.Time
 	ExitCode   int32
+	OOMKilled  bool
 	// Mounts are the host mount points made for the container in the
 	// shared directory, undone when it is deleted.
 	Mounts []string
@@ -79,6 +80,7 @@ func checkID(kind, id string) error {
 
 func sandboxDir(id string) string { return filepath.Join(StateRoot, id) }
 func sharedDir(id string) string  { return filepath.Join(sandboxDir(id), "shared") }
+
 // vmDir holds the VM's runtime files, unix sockets among them: its name
 // is a short hash of the ID, as a socket path must fit in 108 bytes.
 func vmDir(id string) string {

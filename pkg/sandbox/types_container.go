@@ -192,6 +192,7 @@ type ContainerStatus struct {
 	// Beyond the specification: how the container's process ended.
 	ExitCode   int32
 	FinishedAt time.Time
+	OOMKilled  bool
 }
 
 // ProcessListOptions contains the options used to list running

@@ -40,6 +40,10 @@ type SandboxConfig struct {
 	// Annotations keys must be unique strings and must be name-spaced
 	// with e.g. reverse domain notation (org.clearlinux.key).
 	Annotations map[string]string
+
+	// Sysctls are set in the guest, for all its containers (beyond the
+	// specification: Kubernetes' pod sysctls).
+	Sysctls map[string]string
 }
 
 // Resources describes VM resources configuration.

@@ -443,7 +443,9 @@ type SetupNetworkRequest struct {
 	Routes     []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
 	Hostname   string                 `protobuf:"bytes,3,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// Contents of the guest's /etc/resolv.conf; empty leaves it alone.
-	ResolvConf    string `protobuf:"bytes,4,opt,name=resolv_conf,json=resolvConf,proto3" json:"resolv_conf,omitempty"`
+	ResolvConf string `protobuf:"bytes,4,opt,name=resolv_conf,json=resolvConf,proto3" json:"resolv_conf,omitempty"`
+	// Sysctls of the pod (the guest), by dotted name.
+	Sysctls       map[string]string `protobuf:"bytes,5,rep,name=sysctls,proto3" json:"sysctls,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -504,6 +506,13 @@ func (x *SetupNetworkRequest) GetResolvConf() string {
 		return x.ResolvConf
 	}
 	return ""
+}
+
+func (x *SetupNetworkRequest) GetSysctls() map[string]string {
+	if x != nil {
+		return x.Sysctls
+	}
+	return nil
 }
 
 type DestroySandboxRequest struct {
@@ -1530,7 +1539,7 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\x05Route\x12 \n" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
 	"\agateway\x18\x02 \x01(\tR\agateway\x12\x16\n" +
-	"\x06device\x18\x03 \x01(\tR\x06device\"\xb4\x01\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\"\xb8\x02\n" +
 	"\x13SetupNetworkRequest\x125\n" +
 	"\n" +
 	"interfaces\x18\x01 \x03(\v2\x15.vcagent.v1.InterfaceR\n" +
@@ -1538,7 +1547,11 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\x06routes\x18\x02 \x03(\v2\x11.vcagent.v1.RouteR\x06routes\x12\x1a\n" +
 	"\bhostname\x18\x03 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vresolv_conf\x18\x04 \x01(\tR\n" +
-	"resolvConf\"\x17\n" +
+	"resolvConf\x12F\n" +
+	"\asysctls\x18\x05 \x03(\v2,.vcagent.v1.SetupNetworkRequest.SysctlsEntryR\asysctls\x1a:\n" +
+	"\fSysctlsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x17\n" +
 	"\x15DestroySandboxRequest\"\x88\x01\n" +
 	"\x16CreateContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x19\n" +
@@ -1650,7 +1663,7 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
@@ -1678,59 +1691,61 @@ var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(*ListProcessesRequest)(nil),   // 23: vcagent.v1.ListProcessesRequest
 	(*ListProcessesResponse)(nil),  // 24: vcagent.v1.ListProcessesResponse
 	(*StatsContainerResponse)(nil), // 25: vcagent.v1.StatsContainerResponse
+	nil,                            // 26: vcagent.v1.SetupNetworkRequest.SysctlsEntry
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
 	6,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
 	7,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
-	15, // 2: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
-	0,  // 3: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
-	2,  // 4: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
-	4,  // 5: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
-	8,  // 6: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
-	9,  // 7: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
-	10, // 8: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
-	11, // 9: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 10: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 11: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 12: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 13: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	22, // 14: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	23, // 15: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
-	13, // 16: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
-	14, // 17: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
-	12, // 18: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
-	12, // 19: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
-	17, // 20: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	20, // 21: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
-	12, // 22: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	21, // 23: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	19, // 24: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
-	3,  // 25: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 26: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	1,  // 27: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 28: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 29: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 30: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 31: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 32: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 33: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	25, // 34: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 35: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	24, // 36: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 37: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 38: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	15, // 39: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	16, // 40: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
-	18, // 41: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 42: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 43: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 44: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	18, // 45: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
-	25, // [25:46] is the sub-list for method output_type
-	4,  // [4:25] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	26, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	15, // 3: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
+	0,  // 4: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
+	2,  // 5: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
+	4,  // 6: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
+	8,  // 7: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
+	9,  // 8: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
+	10, // 9: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
+	11, // 10: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 11: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 12: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 13: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 14: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
+	22, // 15: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	23, // 16: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	13, // 17: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
+	14, // 18: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
+	12, // 19: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
+	12, // 20: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
+	17, // 21: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
+	20, // 22: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	12, // 23: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
+	21, // 24: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	19, // 25: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
+	3,  // 26: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	5,  // 27: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	1,  // 28: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 29: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 30: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 31: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 32: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 33: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 34: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	25, // 35: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 36: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	24, // 37: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 38: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 39: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	15, // 40: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	16, // 41: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	18, // 42: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 43: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 44: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 45: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	18, // 46: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
+	26, // [26:47] is the sub-list for method output_type
+	5,  // [5:26] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_pkg_agent_protocol_agent_proto_init() }
@@ -1744,7 +1759,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -60,7 +60,8 @@ type AgentClient interface {
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// GuestDetails describes the guest: kernel, memory, CPUs, agent version.
 	GuestDetails(ctx context.Context, in *GuestDetailsRequest, opts ...grpc.CallOption) (*GuestDetailsResponse, error)
-	// SetupNetwork configures the guest's interfaces, routes, hostname and DNS.
+	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
+	// and sysctls.
 	SetupNetwork(ctx context.Context, in *SetupNetworkRequest, opts ...grpc.CallOption) (*Empty, error)
 	// DestroySandbox kills every container and powers the guest off.
 	DestroySandbox(ctx context.Context, in *DestroySandboxRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -340,7 +341,8 @@ type AgentServer interface {
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
 	// GuestDetails describes the guest: kernel, memory, CPUs, agent version.
 	GuestDetails(context.Context, *GuestDetailsRequest) (*GuestDetailsResponse, error)
-	// SetupNetwork configures the guest's interfaces, routes, hostname and DNS.
+	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
+	// and sysctls.
 	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
 	// DestroySandbox kills every container and powers the guest off.
 	DestroySandbox(context.Context, *DestroySandboxRequest) (*Empty, error)
