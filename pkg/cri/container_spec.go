@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/moby/sys/capability"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-tools/generate/seccomp"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
@@ -32,6 +34,12 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 		return sandbox.ContainerConfig{}, err
 	}
 	sc := config.GetLinux().GetSecurityContext()
+	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
+		return sandbox.ContainerConfig{}, invalidArgument("container %q: RunAsGroup needs RunAsUser or RunAsUsername", config.Metadata.Name)
+	}
+	if err := setPIDNamespace(spec, sc.GetNamespaceOptions().GetPid()); err != nil {
+		return sandbox.ContainerConfig{}, err
+	}
 	cmd, err := processCmd(config, img)
 	if err != nil {
 		return sandbox.ContainerConfig{}, err
@@ -54,6 +62,11 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 		if p := sc.GetReadonlyPaths(); len(p) > 0 {
 			spec.Linux.ReadonlyPaths = p
 		}
+	}
+	// The seccomp filter depends on the capabilities, set just above.
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: cmd.Capabilities.Bounding, Effective: cmd.Capabilities.Effective, Permitted: cmd.Capabilities.Permitted}
+	if spec.Linux.Seccomp, err = seccompProfile(spec, sc); err != nil {
+		return sandbox.ContainerConfig{}, err
 	}
 	if adj := config.GetLinux().GetResources().GetOomScoreAdj(); adj != 0 {
 		v := int(adj)
@@ -79,6 +92,56 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 		Resources:      resources(config.GetLinux().GetResources()),
 		CustomSpec:     spec,
 	}, nil
+}
+
+// setPIDNamespace gives the container its own PID namespace, or, for a
+// pod-wide one, the guest's: the guest is the pod, and its PID 1 is the
+// agent, as a pod's is its pause process elsewhere.
+func setPIDNamespace(spec *specs.Spec, mode runtime.NamespaceMode) error {
+	switch mode {
+	case runtime.NamespaceMode_CONTAINER:
+		return nil
+	case runtime.NamespaceMode_POD:
+		var kept []specs.LinuxNamespace
+		for _, ns := range spec.Linux.Namespaces {
+			if ns.Type != specs.PIDNamespace {
+				kept = append(kept, ns)
+			}
+		}
+		spec.Linux.Namespaces = kept
+		return nil
+	}
+	return invalidArgument("PID namespace mode %s is not supported: every pod is its own VM", mode)
+}
+
+// seccompProfile is the container's seccomp filter: none for unconfined
+// and privileged containers, runtime-tools' port of Docker's default for
+// RuntimeDefault, or a profile file of the host for Localhost.
+func seccompProfile(spec *specs.Spec, sc *runtime.LinuxContainerSecurityContext) (*specs.LinuxSeccomp, error) {
+	if sc.GetPrivileged() {
+		return nil, nil
+	}
+	profile := sc.GetSeccomp()
+	switch profile.GetProfileType() {
+	case runtime.SecurityProfile_RuntimeDefault:
+		if profile == nil {
+			return nil, nil // no profile at all: unconfined, as kubelet means it
+		}
+		return seccomp.DefaultProfile(spec), nil
+	case runtime.SecurityProfile_Unconfined:
+		return nil, nil
+	case runtime.SecurityProfile_Localhost:
+		b, err := os.ReadFile(profile.GetLocalhostRef())
+		if err != nil {
+			return nil, invalidArgument("seccomp profile %q: %v", profile.GetLocalhostRef(), err)
+		}
+		var filter specs.LinuxSeccomp
+		if err := json.Unmarshal(b, &filter); err != nil {
+			return nil, invalidArgument("seccomp profile %q: %v", profile.GetLocalhostRef(), err)
+		}
+		return &filter, nil
+	}
+	return nil, invalidArgument("unknown seccomp profile type %s", profile.GetProfileType())
 }
 
 // processCmd merges the config's command with the image's, as Docker and
