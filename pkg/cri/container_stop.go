@@ -10,14 +10,18 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // StopContainer sends SIGTERM, waits up to the timeout for the container
-// to exit, then kills what is left. Stopping a stopped container does
-// nothing.
+// to exit, then kills what is left. Stopping a stopped or unknown
+// container does nothing.
 func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerRequest) (*runtime.StopContainerResponse, error) {
 	c, err := s.containers.Get(req.GetContainerId())
+	if errors.Is(err, store.ErrNotFound) {
+		return &runtime.StopContainerResponse{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

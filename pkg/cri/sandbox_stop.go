@@ -9,13 +9,18 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // StopPodSandbox ends the pod's containers and VM and tears its network
-// down. Stopping a stopped pod does nothing.
+// down. Stopping a stopped or unknown pod does nothing: the call is
+// idempotent, as CRI asks.
 func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandboxRequest) (*runtime.StopPodSandboxResponse, error) {
 	pod, err := s.pods.Get(req.GetPodSandboxId())
+	if errors.Is(err, store.ErrNotFound) {
+		return &runtime.StopPodSandboxResponse{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

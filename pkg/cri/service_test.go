@@ -264,7 +264,11 @@ func TestBadInput(t *testing.T) {
 		{"stop unknown pod", func() error {
 			_, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: "nope"})
 			return err
-		}, codes.NotFound},
+		}, codes.OK},
+		{"stop unknown container", func() error {
+			_, err := s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: "nope"})
+			return err
+		}, codes.OK},
 		{"container in unknown pod", func() error {
 			_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: "nope", Config: containerConfig("c")})
 			return err
