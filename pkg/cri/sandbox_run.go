@@ -89,6 +89,9 @@ func validatePodConfig(config *runtime.PodSandboxConfig, handler string) error {
 	if md == nil || md.Name == "" || md.Namespace == "" || md.Uid == "" {
 		return invalidArgument("pod sandbox metadata needs a name, a namespace and a uid")
 	}
+	if len(config.Hostname) > maxHostname {
+		return invalidArgument("hostname %q is longer than %d bytes", config.Hostname, maxHostname)
+	}
 	if handler != "" && handler != RuntimeHandler {
 		return invalidArgument("unknown runtime handler %q: vc-cri has %q", handler, RuntimeHandler)
 	}
@@ -149,10 +152,7 @@ const guestOverheadMiB = 192
 func (s *Service) sandboxConfig(id string, config *runtime.PodSandboxConfig, netns string) sandbox.SandboxConfig {
 	cfg := s.opts.Sandbox
 	cfg.ID = id
-	cfg.Hostname = config.Hostname
-	if cfg.Hostname == "" {
-		cfg.Hostname = config.Metadata.Name
-	}
+	cfg.Hostname = podHostname(config)
 	cfg.NetworkConfig.NetNSPath = netns
 	cfg.Sysctls = config.GetLinux().GetSysctls()
 	cfg.Annotations = map[string]string{
@@ -183,10 +183,7 @@ func (s *Service) writePodFiles(id string, config *runtime.PodSandboxConfig) err
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	hostname := config.Hostname
-	if hostname == "" {
-		hostname = config.Metadata.Name
-	}
+	hostname := podHostname(config)
 	hosts := "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 	files := map[string]string{
 		"hostname":    hostname + "\n",
@@ -199,6 +196,22 @@ func (s *Service) writePodFiles(id string, config *runtime.PodSandboxConfig) err
 		}
 	}
 	return nil
+}
+
+// maxHostname is the longest hostname Linux takes.
+const maxHostname = 64
+
+// podHostname is the pod's hostname, or its name cut to a DNS label when
+// kubelet gives none.
+func podHostname(config *runtime.PodSandboxConfig) string {
+	if config.Hostname != "" {
+		return config.Hostname
+	}
+	name := config.Metadata.Name
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-.")
+	}
+	return name
 }
 
 func resolvConf(dns *runtime.DNSConfig) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -249,6 +250,12 @@ func TestBadInput(t *testing.T) {
 			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: hostNet})
 			return err
 		}, codes.InvalidArgument},
+		{"hostname too long", func() error {
+			c := podConfig("long")
+			c.Hostname = strings.Repeat("h", 65)
+			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: c})
+			return err
+		}, codes.InvalidArgument},
 		{"unknown runtime handler", func() error {
 			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("h"), RuntimeHandler: "runc"})
 			return err
@@ -376,5 +383,17 @@ func TestContainerEvents(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatalf("no %v event", w)
 		}
+	}
+}
+
+func TestPodHostname(t *testing.T) {
+	long := podConfig(strings.Repeat("a", 62) + "-bcd")
+	if h := podHostname(long); len(h) > 63 || strings.HasSuffix(h, "-") {
+		t.Fatalf("hostname %q of a long pod name: want at most 63 bytes, no trailing dash", h)
+	}
+	named := podConfig("x")
+	named.Hostname = "given"
+	if h := podHostname(named); h != "given" {
+		t.Fatalf("hostname %q, want the given one", h)
 	}
 }

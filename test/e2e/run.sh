@@ -1,0 +1,337 @@
+#!/usr/bin/env bash
+# End-to-end test of vc-cri with crictl, as a user drives it: a private
+# daemon (test/critest/lib.sh), the offline test registry, a private CNI
+# bridge. Prints PASS/FAIL per step and a last line `N passed, N failed`;
+# exits non-zero when a step failed.
+#
+#   test/e2e/run.sh
+#
+# Steps: version and status; pull; runp, create, start; exec without and
+# with a tty; logs; a web server in the pod reached through port-forward,
+# the pod IP and a host port; stats; stop and rm. Then a second pod is left
+# running across a daemon restart (SIGTERM, start again) and exec'd into
+# again. Afterwards nothing may be left: no QEMU process, mount under the
+# state dir, netns, tap or veth, IPAM reservation or state file.
+set -o pipefail # not -e: every step runs; not -u: a step's bug must not end the run
+# shellcheck source=test/critest/lib.sh
+source "$(dirname "$0")/../critest/lib.sh"
+
+mkdir -p /run/vcct
+vc_env e2e 1
+vc_lock
+
+BUSYBOX=registry.k8s.io/e2e-test-images/busybox:1.29-2
+NGINX=registry.k8s.io/e2e-test-images/nginx:1.14-2
+HOST_PORT=18080     # pod port mapping 80 -> 127.0.0.1:18080 (portmap)
+FWD_PORT=18081      # crictl port-forward local port
+WORK=$VC_BASE/work
+LOGDIR=$VC_BASE/podlogs
+STEPLOG=$VC_RESULTS/steps.log
+
+passed=0
+failed=0
+failures=()
+pf_pid=
+
+rm -f "$VC_DAEMON_LOG" "$STEPLOG" "$VC_BASE/ids"
+rm -rf "$WORK" "$LOGDIR"
+mkdir -p "$WORK" "$LOGDIR"
+
+cleanup() {
+	[ -n "$pf_pid" ] && kill "$pf_pid" 2>/dev/null
+	vc_teardown
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# step NAME CMD...: runs CMD, its output to steps.log; PASS or FAIL.
+step() {
+	local name=$1 t0 rc
+	shift
+	t0=$(vc_ms)
+	echo "=== $name: $*" >>"$STEPLOG"
+	"$@" >>"$STEPLOG" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		passed=$((passed + 1))
+		printf 'PASS  %-48s %6d ms\n' "$name" "$(($(vc_ms) - t0))"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		printf 'FAIL  %-48s %6d ms  (see %s)\n' "$name" "$(($(vc_ms) - t0))" "$STEPLOG"
+		echo "--- FAIL $name (exit $rc)" >>"$STEPLOG"
+	fi
+	return "$rc"
+}
+
+# expect WANT CMD...: CMD succeeds and its output contains WANT.
+expect() {
+	local want=$1 out
+	shift
+	out=$("$@" 2>&1)
+	local rc=$?
+	printf '%s\n' "$out"
+	[ "$rc" = 0 ] || { echo "exit $rc"; return 1; }
+	case $out in *"$want"*) return 0 ;; esac
+	echo "output lacks: $want"
+	return 1
+}
+
+# retry SECONDS CMD...: until CMD succeeds.
+retry() {
+	local deadline=$(($(date +%s) + $1))
+	shift
+	until "$@"; do
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 1
+	done
+}
+
+field() { crictl_ "$1" -o go-template --template "$3" "$2"; }
+
+pod_config() { # NAME [PORTMAP]
+	local pm=""
+	[ -n "${2:-}" ] && pm=", \"port_mappings\": [{ \"container_port\": 80, \"host_port\": $HOST_PORT, \"host_ip\": \"127.0.0.1\" }]"
+	cat >"$WORK/$1-pod.json" <<EOF
+{
+  "metadata": { "name": "$1", "namespace": "vccri-e2e", "uid": "$1-$$", "attempt": 0 },
+  "hostname": "$1",
+  "log_directory": "$LOGDIR/$1",
+  "linux": {}$pm
+}
+EOF
+	mkdir -p "$LOGDIR/$1"
+	echo "$WORK/$1-pod.json"
+}
+
+ctr_config() { # NAME IMAGE [COMMAND-JSON]
+	local cmd=""
+	[ -n "${3:-}" ] && cmd="\"command\": $3,"
+	cat >"$WORK/$1-ctr.json" <<EOF
+{
+  "metadata": { "name": "$1" },
+  "image": { "image": "$2" },
+  $cmd
+  "log_path": "$1.log",
+  "linux": {}
+}
+EOF
+	echo "$WORK/$1-ctr.json"
+}
+
+ctr_running() { [ "$(field inspect "$1" '{{.status.state}}')" = CONTAINER_RUNNING ]; }
+pod_ready() { [ "$(field inspectp "$1" '{{.status.state}}')" = SANDBOX_READY ]; }
+
+# --- checks (each one step; they run in this shell) ---------------------------
+
+has() { # WANT TEXT
+	printf '%s\n' "$2"
+	case $2 in *"$1"*) return 0 ;; esac
+	echo "output lacks: $1"
+	return 1
+}
+check_status() {
+	local out
+	out=$(crictl_ info -o go-template --template '{{range .status.conditions}}{{.type}}={{.status}} {{end}}') || return 1
+	has RuntimeReady=true "$out" && has NetworkReady=true "$out"
+}
+check_images() {
+	local out
+	out=$(crictl_ images) || return 1
+	has e2e-test-images/busybox "$out" && has e2e-test-images/nginx "$out"
+}
+runp() { # VAR CONFIG: VAR is set to the pod ID
+	local _runp_id
+	_runp_id=$(crictl_ runp "$2") || return 1
+	printf -v "$1" %s "$_runp_id"
+	echo "$_runp_id" | tee -a "$VC_BASE/ids"
+}
+create_start() { # VAR POD CTR-CONFIG POD-CONFIG: VAR is set to the container ID
+	local _cs_id
+	_cs_id=$(crictl_ create "$2" "$3" "$4") || return 1
+	printf -v "$1" %s "$_cs_id"
+	echo "$_cs_id" | tee -a "$VC_BASE/ids"
+	crictl_ start "$_cs_id"
+}
+check_pod_ready() {
+	pod_ready "$1" || return 1
+	pod1_ip=$(field inspectp "$1" '{{.status.network.ip}}') || return 1
+	echo "pod IP $pod1_ip"
+	[[ $pod1_ip =~ ^10\.89\.1\.[0-9]+$ ]]
+}
+exec_exit_code() {
+	local rc=0
+	crictl_ exec -s "$1" sh -c 'exit 3' || rc=$?
+	echo "exit $rc"
+	[ "$rc" -ne 0 ]
+}
+exec_stdin() { echo piped-in | crictl_ exec -i "$1" cat; }
+exec_tty() { # CTR: script(1) gives crictl the terminal `exec -it` needs
+	script -qec "${VC_CRICTL[*]} exec -it $1 sh -c '[ -t 0 ] && [ -t 1 ] && echo tty-yes; tty'" /dev/null </dev/null
+}
+exec_tty_interactive() { # the shell's output, not the terminal's echo of the input
+	# shellcheck disable=SC2016 # expanded by the shell in the container
+	printf 'echo interactive-$((1+0))ok | tr -d 1\nexit\n' | script -qec "${VC_CRICTL[*]} exec -it $1 sh" /dev/null
+}
+check_logs() {
+	local out
+	out=$(crictl_ logs "$1" 2>&1) || return 1
+	has hello-e2e "$out" && has err-e2e "$out"
+}
+check_log_file() {
+	local f
+	f=$(field inspect "$1" '{{.status.logPath}}') || return 1
+	echo "$f"
+	grep -E '^[0-9T:.+Z-]+ stdout F hello-e2e$' "$f" && grep -E '^[0-9T:.+Z-]+ stderr F err-e2e$' "$f"
+}
+check_stats() {
+	local out
+	out=$(crictl_ stats -o json "$1") || return 1
+	has '"workingSetBytes"' "$out" && has '"usageCoreNanoSeconds"' "$out"
+}
+check_statsp() {
+	local out
+	out=$(crictl_ statsp -o json "$1") || return 1
+	has "$1" "$out"
+}
+ctr_exited() { [ "$(field inspect "$1" '{{.status.state}}')" = CONTAINER_EXITED ]; }
+pod_gone() { ! crictl_ pods -q | grep -q "$1"; }
+no_answer() { ! curl -sS --max-time 3 "http://$1:80/"; }
+pids_alive() { # PIDS
+	[ -n "$1" ] || { echo "no QEMU process found"; return 1; }
+	local p
+	for p in $1; do kill -0 "$p" || return 1; done
+}
+found_again() { # POD CTR
+	crictl_ pods -q | grep -q "$1" && crictl_ ps -q | grep -q "$2" && pod_ready "$1" && ctr_running "$2"
+}
+same() { echo "before: $1 after: $2"; [ "$1" = "$2" ]; }
+exec_tty_simple() { script -qec "${VC_CRICTL[*]} exec -it $1 sh -c '[ -t 1 ] && echo tty-yes'" /dev/null </dev/null; }
+new_container() { # POD CONFIG POD-CONFIG
+	local nid=''
+	create_start nid "$1" "$2" "$3" || return 1
+	expect new-ok crictl_ exec "$nid" echo new-ok
+}
+stop_remove_pod() { crictl_ stopp "$1" && crictl_ rmp "$1"; }
+nothing_listed() { [ -z "$(crictl_ pods -q)" ] && [ -z "$(crictl_ ps -aq)" ]; }
+empty() { # WHAT: passes when WHAT is empty
+	[ -z "$1" ] || { echo "left: $1"; return 1; }
+}
+no_links() { # BRIDGE IDS
+	empty "$(ip -o link show master "$1" 2>/dev/null)" || return 1
+	local id
+	for id in $2; do
+		empty "$(ip -o link | grep -F "${id:0:8}")" || return 1
+	done
+}
+no_state_files() { # DIR IDS
+	local id left=""
+	for id in $2; do left+=$(find "$1" -path "*$id*" 2>/dev/null); done
+	empty "$left"
+}
+netns_left() {
+	local id
+	vc_netns_mounts
+	for id in $(vc_known_ids); do ip netns list 2>/dev/null | grep -F "${id:0:12}"; done
+}
+
+# ----------------------------------------------------------------------------
+
+t_start=$(date +%s)
+vc_up
+vc_log "daemon up; steps log: $STEPLOG"
+
+step "version reports vc-cri" expect vc-cri crictl_ version
+step "status: RuntimeReady and NetworkReady" check_status
+step "pull $BUSYBOX" crictl_ pull "$BUSYBOX"
+step "pull $NGINX" crictl_ pull "$NGINX"
+step "images lists both" check_images
+
+# --- pod 1: the whole lifecycle ---------------------------------------------
+pod1='' ctr1='' ctr2='' pod1_ip=''
+POD=$(pod_config e2e-web portmap)
+step "runp" runp pod1 "$POD"
+step "pod is SANDBOX_READY with an IP" check_pod_ready "$pod1"
+
+CTR=$(ctr_config busybox "$BUSYBOX" '["sh", "-c", "echo hello-e2e; echo err-e2e >&2; exec sleep 36000"]')
+step "create + start busybox" create_start ctr1 "$pod1" "$CTR" "$POD"
+step "busybox is CONTAINER_RUNNING" retry 30 ctr_running "$ctr1"
+
+step "exec (no tty): echo hi" expect hi crictl_ exec "$ctr1" echo hi
+step "exec --sync: exit code passes through" exec_exit_code "$ctr1"
+step "exec -i (no tty): stdin passes through" expect piped-in exec_stdin "$ctr1"
+step "exec -it: the process has a tty" expect tty-yes exec_tty "$ctr1"
+step "exec -it: interactive shell reads input" expect interactive-ok exec_tty_interactive "$ctr1"
+step "logs: stdout and stderr" check_logs "$ctr1"
+step "log file is in the CRI format" check_log_file "$ctr1"
+
+WEB=$(ctr_config web "$NGINX")
+step "create + start web server (nginx:1.14-2)" create_start ctr2 "$pod1" "$WEB" "$POD"
+step "web server answers inside the pod" retry 30 expect "Welcome to nginx" crictl_ exec "$ctr1" wget -qO- http://127.0.0.1:80/
+
+crictl_ port-forward "$pod1" "$FWD_PORT:80" >>"$STEPLOG" 2>&1 &
+pf_pid=$!
+step "port-forward: curl 127.0.0.1:$FWD_PORT" retry 20 expect "Welcome to nginx" curl -sS --max-time 10 "http://127.0.0.1:$FWD_PORT/"
+step "port-forward: second connection" expect "Welcome to nginx" curl -sS --max-time 10 "http://127.0.0.1:$FWD_PORT/"
+kill "$pf_pid" 2>/dev/null
+wait "$pf_pid" 2>/dev/null
+pf_pid=
+
+step "curl the pod IP from the host" retry 20 expect "Welcome to nginx" curl -sS --max-time 10 "http://$pod1_ip:80/"
+step "curl the host port (portmap 127.0.0.1:$HOST_PORT)" retry 10 expect "Welcome to nginx" curl -sS --max-time 10 "http://127.0.0.1:$HOST_PORT/"
+step "hostname in the guest" expect e2e-web crictl_ exec "$ctr1" hostname
+
+step "stats: container CPU and memory" check_stats "$ctr1"
+step "statsp: pod stats" check_statsp "$pod1"
+
+step "stop busybox" crictl_ stop --timeout 10 "$ctr1"
+step "busybox is CONTAINER_EXITED" ctr_exited "$ctr1"
+step "rm busybox" crictl_ rm "$ctr1"
+step "rm -f running web server" crictl_ rm -f "$ctr2"
+step "stopp" crictl_ stopp "$pod1"
+step "stopp again (idempotent)" crictl_ stopp "$pod1"
+step "rmp" crictl_ rmp "$pod1"
+# (crictl looks a pod up before RemovePodSandbox, so a second rmp fails in
+# crictl itself; critest checks the runtime's idempotence.)
+step "pod is gone" pod_gone "$pod1"
+step "pod IP no longer answers" no_answer "$pod1_ip"
+
+# --- pod 2: across a daemon restart -----------------------------------------
+pod2='' ctr3=''
+POD2=$(pod_config e2e-restart)
+step "runp second pod" runp pod2 "$POD2"
+CTR3=$(ctr_config sleeper "$BUSYBOX" '["sh", "-c", "echo before-restart; exec sleep 36000"]')
+step "create + start container in second pod" create_start ctr3 "$pod2" "$CTR3" "$POD2"
+step "exec before restart" expect before-exec crictl_ exec "$ctr3" echo before-exec
+qemu_before=$(vc_qemu_pids | sort | tr '\n' ' ')
+
+vc_daemon_stop
+step "the VM survives SIGTERM of vc-cri" pids_alive "$qemu_before"
+step "restart vc-cri" vc_daemon_start
+step "pod and container found again, same state" found_again "$pod2" "$ctr3"
+step "same VM after restart" same "$qemu_before" "$(vc_qemu_pids | sort | tr '\n' ' ')"
+step "exec after restart" expect after-restart crictl_ exec "$ctr3" echo after-restart
+step "exec -it after restart" expect tty-yes exec_tty_simple "$ctr3"
+step "logs after restart" expect before-restart crictl_ logs "$ctr3"
+step "new container after restart" new_container "$pod2" "$(ctr_config sleeper2 "$BUSYBOX" '["sleep", "36000"]')" "$POD2"
+vc_record_ids
+step "stopp + rmp second pod" stop_remove_pod "$pod2"
+step "no pods or containers left" nothing_listed
+
+# --- nothing left behind -----------------------------------------------------
+vc_daemon_stop
+ids=$(vc_known_ids | tr '\n' ' ')
+echo "known IDs: $ids" >>"$STEPLOG"
+step "no QEMU process left" empty "$(vc_qemu_pids)"
+step "no mount left under the state dir" empty "$(vc_mounts_under "$VC_STATE")"
+step "no netns left" empty "$(netns_left)"
+step "no tap or veth left on the test bridge" no_links "$VC_BRIDGE" "$ids"
+step "no IPAM reservation left" empty "$(find "$VC_CNI_IPAM_DIR" -type f -regex '.*/[0-9.]+' 2>/dev/null)"
+step "no state file of a pod or container left" no_state_files "$VC_STATE" "$ids"
+
+vc_teardown
+trap - EXIT
+echo "e2e wall time: $(($(date +%s) - t_start))s; steps log $STEPLOG; daemon log $VC_DAEMON_LOG"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
