@@ -10,6 +10,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/rollback"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -35,17 +36,12 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err := s.ctrNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("container %q: %w", name, err)
 	}
-	var undo []func(context.Context)
+	var undo rollback.Stack
 	defer func() {
-		if retErr == nil {
-			return
+		if retErr != nil {
+			undo.Run("id", id, "name", name)
+			s.ctrNames.Release(name)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i](ctx)
-		}
-		s.ctrNames.Release(name)
 	}()
 
 	img, err := s.opts.Images.Status(ctx, config.Image.Image)
@@ -56,7 +52,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err != nil {
 		return nil, fmt.Errorf("root of container %q: %w", name, err)
 	}
-	undo = append(undo, func(ctx context.Context) { _ = s.opts.Images.RemoveRootfs(ctx, id) })
+	undo.Add("remove container root", func(ctx context.Context) error { return s.opts.Images.RemoveRootfs(ctx, id) })
 
 	imgConfig := img.Config.Config
 	cfg, err := s.containerConfig(id, rootfs, pod, config, &imgConfig)
@@ -66,7 +62,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if _, _, err := sandbox.CreateContainerContext(ctx, pod.ID, cfg); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", name, err)
 	}
-	undo = append(undo, func(ctx context.Context) { _, _ = sandbox.DeleteContainerContext(ctx, pod.ID, id) })
+	undo.Add("delete container", func(ctx context.Context) error {
+		_, err := sandbox.DeleteContainerContext(ctx, pod.ID, id)
+		return err
+	})
 
 	rec := containerRecord{
 		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),

@@ -13,13 +13,10 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/rollback"
 	"github.com/vc-cri/vc-cri/pkg/cni"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
-
-// cleanupTimeout bounds a rollback, which runs under a fresh context:
-// the request's may be what failed.
-const cleanupTimeout = 2 * time.Minute
 
 // RunPodSandbox boots the pod's VM inside a network namespace that CNI
 // configured.
@@ -33,44 +30,35 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.podNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
 	}
-	var undo []func(context.Context)
+	var undo rollback.Stack
 	defer func() {
-		if retErr == nil {
-			return
+		if retErr != nil {
+			undo.Run("id", id, "name", name)
+			s.podNames.Release(name)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-		defer cancel()
-		for i := len(undo) - 1; i >= 0; i-- {
-			undo[i](ctx)
-		}
-		s.podNames.Release(name)
 	}()
-	log := klog.FromContext(ctx).WithValues("pod", id, "name", name)
 
 	if err := s.writePodFiles(id, config); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func(context.Context) { _ = s.removePodDir(id) })
+	undo.Add("remove pod files", func(context.Context) error { return s.removePodDir(id) })
 
 	pn := podNetworkOf(id, config)
 	result, err := s.opts.Network.Setup(ctx, pn)
 	if err != nil {
 		return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
 	}
-	undo = append(undo, func(ctx context.Context) {
-		if err := s.opts.Network.Teardown(ctx, id, result.NetnsPath); err != nil {
-			log.Error(err, "Cannot tear down pod network")
-		}
+	undo.Add("tear down pod network", func(ctx context.Context) error {
+		return s.opts.Network.Teardown(ctx, id, result.NetnsPath)
 	})
 
 	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)
 	if _, err := sandbox.RunSandboxContext(ctx, sbCfg); err != nil {
 		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
 	}
-	undo = append(undo, func(ctx context.Context) {
-		if _, err := sandbox.DeleteSandboxContext(ctx, id); err != nil {
-			log.Error(err, "Cannot delete sandbox")
-		}
+	undo.Add("delete sandbox", func(ctx context.Context) error {
+		_, err := sandbox.DeleteSandboxContext(ctx, id)
+		return err
 	})
 
 	rec := podRecord{
@@ -80,7 +68,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.pods.Add(id, rec); err != nil {
 		return nil, err
 	}
-	log.Info("Pod sandbox running", "ips", result.IPs())
+	klog.InfoS("Pod sandbox running", "pod", id, "name", name, "ips", result.IPs())
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 

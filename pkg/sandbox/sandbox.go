@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/rollback"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
@@ -164,14 +165,14 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 	if err != nil {
 		return nil, err
 	}
-	var undo cleanups
+	var undo rollback.Stack
 	defer func() {
 		if retErr != nil {
-			undo.run(cfg.ID)
+			undo.Run("sandbox", cfg.ID)
 		}
 		ls.unlock()
 	}()
-	undo.add("remove sandbox directory", func(context.Context) error { return os.RemoveAll(sandboxDir(cfg.ID)) })
+	undo.Add("remove sandbox directory", func(context.Context) error { return os.RemoveAll(sandboxDir(cfg.ID)) })
 
 	ls.Config = cfg
 	ls.Config.AgentConfig = kataConfig(cfg.AgentConfig)
@@ -189,14 +190,14 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		if err := unix.Mount(v.HostPath, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 			return nil, fmt.Errorf("volume %q from %q: %w", v.MountTag, v.HostPath, errors.Join(err, ErrInvalidConfig))
 		}
-		undo.add("unmount volume "+v.MountTag, func(context.Context) error { return unix.Unmount(target, unix.MNT_DETACH) })
+		undo.Add("unmount volume "+v.MountTag, func(context.Context) error { return unix.Unmount(target, unix.MNT_DETACH) })
 	}
 
 	eps, err := connectNetwork(ctx, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	undo.add("disconnect network", func(ctx context.Context) error {
+	undo.Add("disconnect network", func(ctx context.Context) error {
 		return disconnectNetwork(ctx, cfg.NetworkConfig.NetNSPath, eps)
 	})
 	ls.Endpoints = eps
@@ -209,14 +210,14 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		return nil, fmt.Errorf("start VM of sandbox %q: %w", cfg.ID, err)
 	}
 	rememberVM(cfg.ID, vm)
-	undo.add("stop VM", func(ctx context.Context) error { forgetVM(cfg.ID); return vm.Stop(ctx) })
+	undo.Add("stop VM", func(ctx context.Context) error { forgetVM(cfg.ID); return vm.Stop(ctx) })
 	ls.VMPid = vm.Pid()
 
 	ag, err := agentOf(ctx, ls.sandboxState)
 	if err != nil {
 		return nil, err
 	}
-	undo.add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
+	undo.Add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
 	if _, err := ag.SetupNetwork(ctx, guestSetup(&cfg, eps)); err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}
