@@ -25,6 +25,7 @@ const moduleList = "/lib/modules/load-order"
 // copy of its binary (the copy libcontainer wants for "runc init" anyway,
 // see CVE-2019-5736): stage 2 then runs with /proc/self/exe cloned.
 func bootStage1() error {
+	klog.V(2).InfoS("Boot stage 1", "uptime", guestUptime())
 	if err := mountAll([]mount{
 		{"devtmpfs", "/dev", "devtmpfs", unix.MS_NOSUID, "mode=0755"},
 		{"proc", "/proc", "proc", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC, ""},

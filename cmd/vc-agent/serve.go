@@ -32,7 +32,7 @@ func serve(ctx context.Context) error {
 		return err
 	}
 	go serveVirtioSerial(gs, port)
-	klog.InfoS("Agent serving", "port", port, "version", version)
+	klog.InfoS("Agent serving", "port", port, "version", version, "uptime", guestUptime())
 
 	select {
 	case <-ctx.Done():
@@ -93,3 +93,13 @@ type keepOpen struct{ *os.File }
 func (keepOpen) Close() error { return nil }
 
 var _ io.ReadWriteCloser = keepOpen{}
+
+// guestUptime is how long the guest has run, to tell the boot's cost.
+func guestUptime() string {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "?"
+	}
+	up, _, _ := strings.Cut(string(b), " ")
+	return up + "s"
+}
