@@ -65,8 +65,10 @@ func mountAll(mounts []mount) error {
 	return nil
 }
 
-// loadModules loads each module listed in path, in order. The list is
-// produced at build time from modules.dep, so dependencies come first.
+// loadModules loads the modules listed in path, in order. The image
+// builder wrote the list from modules.dep, dependencies first, each line
+// naming a module and the virtio device it serves ("-" for always), so
+// that a VM without, say, a NIC loads no network driver.
 func loadModules(path string) error {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -78,8 +80,8 @@ func loadModules(path string) error {
 	defer f.Close()
 	s := bufio.NewScanner(f)
 	for s.Scan() {
-		name := strings.TrimSpace(s.Text())
-		if name == "" {
+		name, device, _ := strings.Cut(strings.TrimSpace(s.Text()), " ")
+		if name == "" || (device != "-" && device != "" && !virtioDevicePresent(device)) {
 			continue
 		}
 		if err := loadModule(filepath.Join(filepath.Dir(path), name)); err != nil {
@@ -87,6 +89,18 @@ func loadModules(path string) error {
 		}
 	}
 	return s.Err()
+}
+
+// virtioDevicePresent tells whether the guest has a virtio device of that
+// ID, e.g. 0x0009 for 9p.
+func virtioDevicePresent(id string) bool {
+	devices, _ := filepath.Glob("/sys/bus/virtio/devices/*/device")
+	for _, d := range devices {
+		if b, err := os.ReadFile(d); err == nil && strings.TrimSpace(string(b)) == id {
+			return true
+		}
+	}
+	return false
 }
 
 func loadModule(path string) error {

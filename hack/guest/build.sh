@@ -12,11 +12,16 @@ set -euo pipefail
 agent=${1:?usage: build.sh AGENT_BINARY OUT_DIR}
 out=${2:?usage: build.sh AGENT_BINARY OUT_DIR}
 
-# Modules the guest loads at boot; their dependencies come along.
-modules=(
-	virtio_pci virtio_console virtio_net # devices
-	9pnet_virtio 9p virtiofs overlay     # shared filesystem, container roots
-	vmw_vsock_virtio_transport           # agent link where the host has vsock
+# Modules the guest loads at boot, with their dependencies, each group
+# only when its virtio device is there (a PCI device ID less 0x1040, as
+# /sys/bus/virtio/devices/*/device shows it; "-" for always).
+module_groups=(
+	"- virtio_pci virtio_console"   # the PCI transport and the agent's port
+	"- bridge"                      # privileged containers may make bridges
+	"0x0001 virtio_net"             # the pod's NICs
+	"0x0009 9pnet_virtio 9p"        # the shared filesystem, virtio-9p
+	"0x001a virtiofs"               # the shared filesystem, virtio-fs
+	"0x0013 vmw_vsock_virtio_transport" # the agent's link where the host has vsock
 )
 
 kver=$(cd /lib/modules && ls -1 | grep -- '-amd64$' | sort -V | tail -n 1)
@@ -49,11 +54,18 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/lib/modules" "$stage/dev" "$stage/proc" "$stage/sys"
 install -m 0755 "$agent" "$stage/init"
 : >"$stage/lib/modules/load-order"
-for m in "${modules[@]}"; do
-	modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
-done | awk '!seen[$0]++' | while read -r ko; do
-	cp "$ko" "$stage/lib/modules/"
-	basename "$ko" >>"$stage/lib/modules/load-order"
+declare -A loaded
+for group in "${module_groups[@]}"; do
+	read -r device names <<<"$group"
+	for m in $names; do
+		for ko in $(modprobe -S "$kver" --show-depends "$m" | awk '$1 == "insmod" {print $2}'); do
+			name=$(basename "$ko")
+			[ -n "${loaded[$name]:-}" ] && continue
+			loaded[$name]=1
+			cp "$ko" "$stage/lib/modules/"
+			echo "$name $device" >>"$stage/lib/modules/load-order"
+		done
+	done
 done
 
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z |
