@@ -31,15 +31,17 @@ func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodS
 	return nil, status.Error(codes.Unimplemented, "pod VMs are sized when they boot: no resize")
 }
 
-// ListMetricDescriptors lists no metrics: vc-cri reports usage through
-// the stats calls only.
+// ListMetricDescriptors is not supported yet: vc-cri reports usage
+// through the stats calls (ContainerStats, PodSandboxStats), which kubelet
+// uses unless its PodAndContainerStatsFromCRI gate is on. Unimplemented
+// is how a runtime says so; clients then skip the metrics calls.
 func (s *Service) ListMetricDescriptors(context.Context, *runtime.ListMetricDescriptorsRequest) (*runtime.ListMetricDescriptorsResponse, error) {
-	return &runtime.ListMetricDescriptorsResponse{}, nil
+	return nil, status.Error(codes.Unimplemented, "CRI metrics are not supported by vc-cri yet: use the stats calls")
 }
 
-// ListPodSandboxMetrics has nothing to report, as ListMetricDescriptors.
+// ListPodSandboxMetrics is not supported yet, as ListMetricDescriptors.
 func (s *Service) ListPodSandboxMetrics(context.Context, *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
-	return &runtime.ListPodSandboxMetricsResponse{}, nil
+	return nil, status.Error(codes.Unimplemented, "CRI metrics are not supported by vc-cri yet: use the stats calls")
 }
 
 func (s *Service) setPodCIDR(cidr string) {
