@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
@@ -64,7 +65,12 @@ func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
 		return specs.Mount{}, err
 	}
 	options := []string{"rbind", "rprivate"}
-	if m.ReadOnly {
+	// The host's bind is read-only, and the host enforces it on every
+	// write the guest makes through the shared filesystem. The guest sees
+	// the source and its submounts as one filesystem: marking it
+	// read-only there too would also close the submounts, which a
+	// non-recursive read-only mount leaves writable.
+	if m.ReadOnly && !hasSubmounts(source) {
 		options = append(options, "ro")
 	}
 	return specs.Mount{Destination: m.Destination, Type: "bind", Source: s.guestPath("mounts", name), Options: options}, nil
@@ -95,6 +101,20 @@ func (s *containerShare) bind(source, target string, dir, readOnly bool) error {
 		}
 	}
 	return nil
+}
+
+// hasSubmounts tells whether anything is mounted below dir.
+func hasSubmounts(dir string) bool {
+	mounts, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return false
+	}
+	for _, m := range mounts {
+		if filepath.Clean(m.Mountpoint) != filepath.Clean(dir) {
+			return true
+		}
+	}
+	return false
 }
 
 // unshare undoes the container's mounts, newest first, and removes its

@@ -383,3 +383,21 @@ func TestProcessRestartFindsSandbox(t *testing.T) {
 		t.Fatalf("ResumeSandbox after restart: %v", err)
 	}
 }
+
+func TestHasSubmounts(t *testing.T) {
+	dir := t.TempDir()
+	sub := filepath.Join(dir, "tmpfs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if hasSubmounts(dir) {
+		t.Fatal("a plain directory has submounts")
+	}
+	if err := syscall.Mount("none", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Unmount(sub, syscall.MNT_DETACH)
+	if !hasSubmounts(dir) {
+		t.Fatal("a tmpfs below the directory is not seen")
+	}
+}
