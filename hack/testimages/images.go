@@ -118,7 +118,10 @@ func Busybox() (v1.Image, error) {
 // looks for in /proc/1/cmdline; busybox still finds the httpd applet
 // through the argv[0] base name.
 func webServer(port int, docroot, argv0 string, index string) (v1.Image, error) {
-	script := fmt.Sprintf("#!/bin/sh\nexec -a %q /bin/busybox -f -p %d -h %s\n", argv0, port, docroot)
+	// A line at start, as real servers log one (critest looks for "httpd"
+	// in the httpd container's log).
+	script := fmt.Sprintf("#!/bin/sh\necho %q >&2\nexec -a %q /bin/busybox -f -p %d -h %s\n",
+		fmt.Sprintf("%s: listening on port %d", argv0, port), argv0, port, docroot)
 	return onBusybox(v1.Config{
 		Cmd:          []string{"/usr/local/bin/serve"},
 		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", port): {}},
