@@ -228,20 +228,34 @@ func (a *agent) StatsContainer(_ context.Context, req *protocol.ContainerRequest
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "stats of container %q: %v", c.id, err)
 	}
-	cg := st.CgroupStats
-	resp := &protocol.StatsContainerResponse{TimestampUnixNano: time.Now().UnixNano()}
-	if cg == nil {
-		return resp, nil
+	resp := &protocol.StatsContainerResponse{TimestampUnixNano: time.Now().UnixNano(), Interfaces: interfaceStats()}
+	if cg := st.CgroupStats; cg != nil {
+		cpu, mem := cg.CpuStats, cg.MemoryStats
+		resp.CpuUsageNanos = cpu.CpuUsage.TotalUsage
+		resp.CpuUserNanos = cpu.CpuUsage.UsageInUsermode
+		resp.CpuSystemNanos = cpu.CpuUsage.UsageInKernelmode
+		resp.CpuPeriods = cpu.ThrottlingData.Periods
+		resp.CpuThrottledPeriods = cpu.ThrottlingData.ThrottledPeriods
+		resp.CpuThrottledNanos = cpu.ThrottlingData.ThrottledTime
+		resp.MemoryUsageBytes = mem.Usage.Usage
+		resp.MemoryMaxUsageBytes = mem.Usage.MaxUsage
+		resp.MemoryFailcnt = mem.Usage.Failcnt
+		resp.MemoryLimitBytes = mem.Usage.Limit
+		resp.MemoryRssBytes = mem.Stats["anon"]
+		resp.MemoryCacheBytes = mem.Stats["file"]
+		resp.MemoryMappedFileBytes = mem.Stats["file_mapped"]
+		resp.MemoryKernelBytes = mem.Stats["kernel"]
+		resp.MemorySwapBytes = mem.SwapOnlyUsage.Usage
+		// The working set as kubelet computes it: usage less inactive file pages.
+		resp.MemoryWorkingSetBytes = mem.Usage.Usage - min(mem.Usage.Usage, mem.Stats["inactive_file"])
+		resp.PageFaults = mem.Stats["pgfault"]
+		resp.MajorPageFaults = mem.Stats["pgmajfault"]
+		resp.Pids = cg.PidsStats.Current
+		resp.ThreadsMax = cg.PidsStats.Limit
 	}
-	mem := cg.MemoryStats
-	resp.CpuUsageNanos = cg.CpuStats.CpuUsage.TotalUsage
-	resp.MemoryUsageBytes = mem.Usage.Usage
-	resp.MemoryLimitBytes = mem.Usage.Limit
-	resp.MemoryRssBytes = mem.Stats["anon"]
-	// The working set as kubelet computes it: usage less inactive file pages.
-	resp.MemoryWorkingSetBytes = mem.Usage.Usage - min(mem.Usage.Usage, mem.Stats["inactive_file"])
-	resp.PageFaults = mem.Stats["pgfault"]
-	resp.MajorPageFaults = mem.Stats["pgmajfault"]
-	resp.Pids = cg.PidsStats.Current
+	resp.OomEvents = uint64(oomKills(c.init.cgroupDir))
+	if pids, err := c.lc.Processes(); err == nil {
+		countProcesses(pids, resp)
+	}
 	return resp, nil
 }

@@ -103,3 +103,24 @@ func addRoute(r *protocol.Route) error {
 	}
 	return netlink.RouteReplace(route)
 }
+
+// interfaceStats are the counters of the guest's interfaces but loopback.
+func interfaceStats() []*protocol.InterfaceStats {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil
+	}
+	var out []*protocol.InterfaceStats
+	for _, l := range links {
+		a := l.Attrs()
+		if a.Name == "lo" || a.Statistics == nil {
+			continue
+		}
+		st := a.Statistics
+		out = append(out, &protocol.InterfaceStats{
+			Name: a.Name, RxBytes: st.RxBytes, RxPackets: st.RxPackets, RxErrors: st.RxErrors, RxDropped: st.RxDropped,
+			TxBytes: st.TxBytes, TxPackets: st.TxPackets, TxErrors: st.TxErrors, TxDropped: st.TxDropped,
+		})
+	}
+	return out
+}

@@ -77,3 +77,46 @@ func procCmdline(pid int) string {
 	}
 	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
 }
+
+// countProcesses adds up the threads, open files and sockets of pids,
+// and takes the open-files limit of the first.
+func countProcesses(pids []int, resp *protocol.StatsContainerResponse) {
+	for i, pid := range pids {
+		dir := "/proc/" + strconv.Itoa(pid)
+		fds, _ := os.ReadDir(dir + "/fd")
+		resp.FileDescriptors += uint64(len(fds))
+		for _, fd := range fds {
+			if target, err := os.Readlink(dir + "/fd/" + fd.Name()); err == nil && strings.HasPrefix(target, "socket:") {
+				resp.Sockets++
+			}
+		}
+		if b, err := os.ReadFile(dir + "/status"); err == nil {
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+					n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+					resp.Threads += n
+				}
+			}
+		}
+		if i == 0 {
+			resp.UlimitNofileSoft = nofileSoftLimit(dir)
+		}
+	}
+}
+
+// nofileSoftLimit reads a process's soft limit of open files.
+func nofileSoftLimit(procDir string) uint64 {
+	b, err := os.ReadFile(procDir + "/limits")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Max open files"); ok {
+			if f := strings.Fields(rest); len(f) > 0 {
+				n, _ := strconv.ParseUint(f[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}

@@ -33,6 +33,8 @@ type imageStore interface {
 	Status(ctx context.Context, ref string) (*image.Image, error)
 	Mount(ctx context.Context, containerID, imageRef, target string) (string, error)
 	RemoveRootfs(ctx context.Context, containerID string) error
+	// Root is the store's directory, on the filesystem of container roots.
+	Root() string
 }
 
 // podNetwork is what the runtime service needs of the pod network: CNI.

@@ -54,6 +54,8 @@ func (f *fakeImages) Mount(_ context.Context, id, _, _ string) (string, error) {
 	return root, os.MkdirAll(root, 0o755)
 }
 
+func (f *fakeImages) Root() string { return f.dir }
+
 func (f *fakeImages) RemoveRootfs(_ context.Context, id string) error {
 	return os.RemoveAll(filepath.Join(f.dir, id))
 }
@@ -395,5 +397,47 @@ func TestPodHostname(t *testing.T) {
 	named.Hostname = "given"
 	if h := podHostname(named); h != "given" {
 		t.Fatalf("hostname %q, want the given one", h)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newTestService(t, t.TempDir())
+	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("metrics")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId})
+	created, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: containerConfig("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
+		t.Fatal(err)
+	}
+	descs, err := s.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]int{}
+	for _, d := range descs.Descriptors {
+		keys[d.Name] = len(d.LabelKeys)
+	}
+	metrics, err := s.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
+	if err != nil || len(metrics.PodMetrics) != 1 || len(metrics.PodMetrics[0].ContainerMetrics) != 1 {
+		t.Fatalf("ListPodSandboxMetrics: %v, %v", metrics, err)
+	}
+	seen := map[string]bool{}
+	for _, m := range metrics.PodMetrics[0].ContainerMetrics[0].Metrics {
+		n, ok := keys[m.Name]
+		if !ok || n != len(m.LabelValues) {
+			t.Fatalf("metric %s: %d label values, described with %d keys (described: %v)", m.Name, len(m.LabelValues), n, ok)
+		}
+		seen[m.Name] = true
+	}
+	for _, d := range containerMetrics {
+		if !seen[d.name] {
+			t.Errorf("described metric %s has no value", d.name)
+		}
 	}
 }

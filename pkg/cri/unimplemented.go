@@ -31,19 +31,6 @@ func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodS
 	return nil, status.Error(codes.Unimplemented, "pod VMs are sized when they boot: no resize")
 }
 
-// ListMetricDescriptors is not supported yet: vc-cri reports usage
-// through the stats calls (ContainerStats, PodSandboxStats), which kubelet
-// uses unless its PodAndContainerStatsFromCRI gate is on. Unimplemented
-// is how a runtime says so; clients then skip the metrics calls.
-func (s *Service) ListMetricDescriptors(context.Context, *runtime.ListMetricDescriptorsRequest) (*runtime.ListMetricDescriptorsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "CRI metrics are not supported by vc-cri yet: use the stats calls")
-}
-
-// ListPodSandboxMetrics is not supported yet, as ListMetricDescriptors.
-func (s *Service) ListPodSandboxMetrics(context.Context, *runtime.ListPodSandboxMetricsRequest) (*runtime.ListPodSandboxMetricsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "CRI metrics are not supported by vc-cri yet: use the stats calls")
-}
-
 func (s *Service) setPodCIDR(cidr string) {
 	s.cidrMu.Lock()
 	defer s.cidrMu.Unlock()

@@ -212,17 +212,43 @@ func WinsizeProcess(ctx context.Context, sandboxID, containerID, token string, h
 	return err
 }
 
-// ContainerStats are a container's resource usage, from its guest cgroup.
+// ContainerStats are a container's resource usage, from its guest
+// cgroup and processes, and the guest's network counters.
 type ContainerStats struct {
 	Timestamp             time.Time
 	CPUUsageNanos         uint64
+	CPUUserNanos          uint64
+	CPUSystemNanos        uint64
+	CPUPeriods            uint64
+	CPUThrottledPeriods   uint64
+	CPUThrottledNanos     uint64
 	MemoryUsageBytes      uint64
+	MemoryMaxUsageBytes   uint64
 	MemoryWorkingSetBytes uint64
 	MemoryRSSBytes        uint64
+	MemoryCacheBytes      uint64
+	MemoryMappedFileBytes uint64
+	MemoryKernelBytes     uint64
+	MemorySwapBytes       uint64
 	MemoryLimitBytes      uint64
+	MemoryFailcnt         uint64
 	PageFaults            uint64
 	MajorPageFaults       uint64
+	OOMEvents             uint64
 	Pids                  uint64
+	Threads               uint64
+	ThreadsMax            uint64
+	FileDescriptors       uint64
+	Sockets               uint64
+	UlimitNofileSoft      uint64
+	Interfaces            []InterfaceStats
+}
+
+// InterfaceStats are the counters of one of the guest's interfaces.
+type InterfaceStats struct {
+	Name                                    string
+	RxBytes, RxPackets, RxErrors, RxDropped uint64
+	TxBytes, TxPackets, TxErrors, TxDropped uint64
 }
 
 // StatsContainer reports a container's resource usage.
@@ -235,17 +261,41 @@ func StatsContainer(ctx context.Context, sandboxID, containerID string) (Contain
 	if err != nil {
 		return ContainerStats{}, err
 	}
-	return ContainerStats{
+	st := ContainerStats{
 		Timestamp:             time.Unix(0, s.TimestampUnixNano),
 		CPUUsageNanos:         s.CpuUsageNanos,
+		CPUUserNanos:          s.CpuUserNanos,
+		CPUSystemNanos:        s.CpuSystemNanos,
+		CPUPeriods:            s.CpuPeriods,
+		CPUThrottledPeriods:   s.CpuThrottledPeriods,
+		CPUThrottledNanos:     s.CpuThrottledNanos,
 		MemoryUsageBytes:      s.MemoryUsageBytes,
+		MemoryMaxUsageBytes:   s.MemoryMaxUsageBytes,
 		MemoryWorkingSetBytes: s.MemoryWorkingSetBytes,
 		MemoryRSSBytes:        s.MemoryRssBytes,
+		MemoryCacheBytes:      s.MemoryCacheBytes,
+		MemoryMappedFileBytes: s.MemoryMappedFileBytes,
+		MemoryKernelBytes:     s.MemoryKernelBytes,
+		MemorySwapBytes:       s.MemorySwapBytes,
 		MemoryLimitBytes:      s.MemoryLimitBytes,
+		MemoryFailcnt:         s.MemoryFailcnt,
 		PageFaults:            s.PageFaults,
 		MajorPageFaults:       s.MajorPageFaults,
+		OOMEvents:             s.OomEvents,
 		Pids:                  s.Pids,
-	}, nil
+		Threads:               s.Threads,
+		ThreadsMax:            s.ThreadsMax,
+		FileDescriptors:       s.FileDescriptors,
+		Sockets:               s.Sockets,
+		UlimitNofileSoft:      s.UlimitNofileSoft,
+	}
+	for _, i := range s.Interfaces {
+		st.Interfaces = append(st.Interfaces, InterfaceStats{
+			Name: i.Name, RxBytes: i.RxBytes, RxPackets: i.RxPackets, RxErrors: i.RxErrors, RxDropped: i.RxDropped,
+			TxBytes: i.TxBytes, TxPackets: i.TxPackets, TxErrors: i.TxErrors, TxDropped: i.TxDropped,
+		})
+	}
+	return st, nil
 }
 
 // UpdateContainer applies new cgroup limits to a container in the guest

@@ -1417,8 +1417,27 @@ type StatsContainerResponse struct {
 	PageFaults            uint64                 `protobuf:"varint,7,opt,name=page_faults,json=pageFaults,proto3" json:"page_faults,omitempty"`
 	MajorPageFaults       uint64                 `protobuf:"varint,8,opt,name=major_page_faults,json=majorPageFaults,proto3" json:"major_page_faults,omitempty"`
 	TimestampUnixNano     int64                  `protobuf:"varint,9,opt,name=timestamp_unix_nano,json=timestampUnixNano,proto3" json:"timestamp_unix_nano,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	CpuUserNanos          uint64                 `protobuf:"varint,10,opt,name=cpu_user_nanos,json=cpuUserNanos,proto3" json:"cpu_user_nanos,omitempty"`
+	CpuSystemNanos        uint64                 `protobuf:"varint,11,opt,name=cpu_system_nanos,json=cpuSystemNanos,proto3" json:"cpu_system_nanos,omitempty"`
+	CpuPeriods            uint64                 `protobuf:"varint,12,opt,name=cpu_periods,json=cpuPeriods,proto3" json:"cpu_periods,omitempty"`
+	CpuThrottledPeriods   uint64                 `protobuf:"varint,13,opt,name=cpu_throttled_periods,json=cpuThrottledPeriods,proto3" json:"cpu_throttled_periods,omitempty"`
+	CpuThrottledNanos     uint64                 `protobuf:"varint,14,opt,name=cpu_throttled_nanos,json=cpuThrottledNanos,proto3" json:"cpu_throttled_nanos,omitempty"`
+	MemoryMaxUsageBytes   uint64                 `protobuf:"varint,15,opt,name=memory_max_usage_bytes,json=memoryMaxUsageBytes,proto3" json:"memory_max_usage_bytes,omitempty"`
+	MemoryFailcnt         uint64                 `protobuf:"varint,16,opt,name=memory_failcnt,json=memoryFailcnt,proto3" json:"memory_failcnt,omitempty"`
+	MemoryCacheBytes      uint64                 `protobuf:"varint,17,opt,name=memory_cache_bytes,json=memoryCacheBytes,proto3" json:"memory_cache_bytes,omitempty"`
+	MemoryMappedFileBytes uint64                 `protobuf:"varint,18,opt,name=memory_mapped_file_bytes,json=memoryMappedFileBytes,proto3" json:"memory_mapped_file_bytes,omitempty"`
+	MemoryKernelBytes     uint64                 `protobuf:"varint,19,opt,name=memory_kernel_bytes,json=memoryKernelBytes,proto3" json:"memory_kernel_bytes,omitempty"`
+	MemorySwapBytes       uint64                 `protobuf:"varint,20,opt,name=memory_swap_bytes,json=memorySwapBytes,proto3" json:"memory_swap_bytes,omitempty"`
+	OomEvents             uint64                 `protobuf:"varint,21,opt,name=oom_events,json=oomEvents,proto3" json:"oom_events,omitempty"`
+	Threads               uint64                 `protobuf:"varint,22,opt,name=threads,proto3" json:"threads,omitempty"`
+	ThreadsMax            uint64                 `protobuf:"varint,23,opt,name=threads_max,json=threadsMax,proto3" json:"threads_max,omitempty"`
+	FileDescriptors       uint64                 `protobuf:"varint,24,opt,name=file_descriptors,json=fileDescriptors,proto3" json:"file_descriptors,omitempty"`
+	Sockets               uint64                 `protobuf:"varint,25,opt,name=sockets,proto3" json:"sockets,omitempty"`
+	UlimitNofileSoft      uint64                 `protobuf:"varint,26,opt,name=ulimit_nofile_soft,json=ulimitNofileSoft,proto3" json:"ulimit_nofile_soft,omitempty"`
+	// The guest's interfaces: the pod's network, shared by its containers.
+	Interfaces    []*InterfaceStats `protobuf:"bytes,27,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsContainerResponse) Reset() {
@@ -1510,6 +1529,240 @@ func (x *StatsContainerResponse) GetMajorPageFaults() uint64 {
 func (x *StatsContainerResponse) GetTimestampUnixNano() int64 {
 	if x != nil {
 		return x.TimestampUnixNano
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetCpuUserNanos() uint64 {
+	if x != nil {
+		return x.CpuUserNanos
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetCpuSystemNanos() uint64 {
+	if x != nil {
+		return x.CpuSystemNanos
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetCpuPeriods() uint64 {
+	if x != nil {
+		return x.CpuPeriods
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetCpuThrottledPeriods() uint64 {
+	if x != nil {
+		return x.CpuThrottledPeriods
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetCpuThrottledNanos() uint64 {
+	if x != nil {
+		return x.CpuThrottledNanos
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemoryMaxUsageBytes() uint64 {
+	if x != nil {
+		return x.MemoryMaxUsageBytes
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemoryFailcnt() uint64 {
+	if x != nil {
+		return x.MemoryFailcnt
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemoryCacheBytes() uint64 {
+	if x != nil {
+		return x.MemoryCacheBytes
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemoryMappedFileBytes() uint64 {
+	if x != nil {
+		return x.MemoryMappedFileBytes
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemoryKernelBytes() uint64 {
+	if x != nil {
+		return x.MemoryKernelBytes
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetMemorySwapBytes() uint64 {
+	if x != nil {
+		return x.MemorySwapBytes
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetOomEvents() uint64 {
+	if x != nil {
+		return x.OomEvents
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetThreads() uint64 {
+	if x != nil {
+		return x.Threads
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetThreadsMax() uint64 {
+	if x != nil {
+		return x.ThreadsMax
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetFileDescriptors() uint64 {
+	if x != nil {
+		return x.FileDescriptors
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetSockets() uint64 {
+	if x != nil {
+		return x.Sockets
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetUlimitNofileSoft() uint64 {
+	if x != nil {
+		return x.UlimitNofileSoft
+	}
+	return 0
+}
+
+func (x *StatsContainerResponse) GetInterfaces() []*InterfaceStats {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+type InterfaceStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RxBytes       uint64                 `protobuf:"varint,2,opt,name=rx_bytes,json=rxBytes,proto3" json:"rx_bytes,omitempty"`
+	RxPackets     uint64                 `protobuf:"varint,3,opt,name=rx_packets,json=rxPackets,proto3" json:"rx_packets,omitempty"`
+	RxErrors      uint64                 `protobuf:"varint,4,opt,name=rx_errors,json=rxErrors,proto3" json:"rx_errors,omitempty"`
+	RxDropped     uint64                 `protobuf:"varint,5,opt,name=rx_dropped,json=rxDropped,proto3" json:"rx_dropped,omitempty"`
+	TxBytes       uint64                 `protobuf:"varint,6,opt,name=tx_bytes,json=txBytes,proto3" json:"tx_bytes,omitempty"`
+	TxPackets     uint64                 `protobuf:"varint,7,opt,name=tx_packets,json=txPackets,proto3" json:"tx_packets,omitempty"`
+	TxErrors      uint64                 `protobuf:"varint,8,opt,name=tx_errors,json=txErrors,proto3" json:"tx_errors,omitempty"`
+	TxDropped     uint64                 `protobuf:"varint,9,opt,name=tx_dropped,json=txDropped,proto3" json:"tx_dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterfaceStats) Reset() {
+	*x = InterfaceStats{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterfaceStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterfaceStats) ProtoMessage() {}
+
+func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterfaceStats.ProtoReflect.Descriptor instead.
+func (*InterfaceStats) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *InterfaceStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *InterfaceStats) GetRxBytes() uint64 {
+	if x != nil {
+		return x.RxBytes
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxPackets() uint64 {
+	if x != nil {
+		return x.RxPackets
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxErrors() uint64 {
+	if x != nil {
+		return x.RxErrors
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetRxDropped() uint64 {
+	if x != nil {
+		return x.RxDropped
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxBytes() uint64 {
+	if x != nil {
+		return x.TxBytes
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxPackets() uint64 {
+	if x != nil {
+		return x.TxPackets
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxErrors() uint64 {
+	if x != nil {
+		return x.TxErrors
+	}
+	return 0
+}
+
+func (x *InterfaceStats) GetTxDropped() uint64 {
+	if x != nil {
+		return x.TxDropped
 	}
 	return 0
 }
@@ -1607,7 +1860,7 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06format\x18\x02 \x01(\tR\x06format\":\n" +
 	"\x15ListProcessesResponse\x12!\n" +
-	"\fprocess_list\x18\x01 \x01(\fR\vprocessList\"\x90\x03\n" +
+	"\fprocess_list\x18\x01 \x01(\fR\vprocessList\"\x8d\t\n" +
 	"\x16StatsContainerResponse\x12&\n" +
 	"\x0fcpu_usage_nanos\x18\x01 \x01(\x04R\rcpuUsageNanos\x12,\n" +
 	"\x12memory_usage_bytes\x18\x02 \x01(\x04R\x10memoryUsageBytes\x127\n" +
@@ -1618,7 +1871,45 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\vpage_faults\x18\a \x01(\x04R\n" +
 	"pageFaults\x12*\n" +
 	"\x11major_page_faults\x18\b \x01(\x04R\x0fmajorPageFaults\x12.\n" +
-	"\x13timestamp_unix_nano\x18\t \x01(\x03R\x11timestampUnixNano*&\n" +
+	"\x13timestamp_unix_nano\x18\t \x01(\x03R\x11timestampUnixNano\x12$\n" +
+	"\x0ecpu_user_nanos\x18\n" +
+	" \x01(\x04R\fcpuUserNanos\x12(\n" +
+	"\x10cpu_system_nanos\x18\v \x01(\x04R\x0ecpuSystemNanos\x12\x1f\n" +
+	"\vcpu_periods\x18\f \x01(\x04R\n" +
+	"cpuPeriods\x122\n" +
+	"\x15cpu_throttled_periods\x18\r \x01(\x04R\x13cpuThrottledPeriods\x12.\n" +
+	"\x13cpu_throttled_nanos\x18\x0e \x01(\x04R\x11cpuThrottledNanos\x123\n" +
+	"\x16memory_max_usage_bytes\x18\x0f \x01(\x04R\x13memoryMaxUsageBytes\x12%\n" +
+	"\x0ememory_failcnt\x18\x10 \x01(\x04R\rmemoryFailcnt\x12,\n" +
+	"\x12memory_cache_bytes\x18\x11 \x01(\x04R\x10memoryCacheBytes\x127\n" +
+	"\x18memory_mapped_file_bytes\x18\x12 \x01(\x04R\x15memoryMappedFileBytes\x12.\n" +
+	"\x13memory_kernel_bytes\x18\x13 \x01(\x04R\x11memoryKernelBytes\x12*\n" +
+	"\x11memory_swap_bytes\x18\x14 \x01(\x04R\x0fmemorySwapBytes\x12\x1d\n" +
+	"\n" +
+	"oom_events\x18\x15 \x01(\x04R\toomEvents\x12\x18\n" +
+	"\athreads\x18\x16 \x01(\x04R\athreads\x12\x1f\n" +
+	"\vthreads_max\x18\x17 \x01(\x04R\n" +
+	"threadsMax\x12)\n" +
+	"\x10file_descriptors\x18\x18 \x01(\x04R\x0ffileDescriptors\x12\x18\n" +
+	"\asockets\x18\x19 \x01(\x04R\asockets\x12,\n" +
+	"\x12ulimit_nofile_soft\x18\x1a \x01(\x04R\x10ulimitNofileSoft\x12:\n" +
+	"\n" +
+	"interfaces\x18\x1b \x03(\v2\x1a.vcagent.v1.InterfaceStatsR\n" +
+	"interfaces\"\x90\x02\n" +
+	"\x0eInterfaceStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x19\n" +
+	"\brx_bytes\x18\x02 \x01(\x04R\arxBytes\x12\x1d\n" +
+	"\n" +
+	"rx_packets\x18\x03 \x01(\x04R\trxPackets\x12\x1b\n" +
+	"\trx_errors\x18\x04 \x01(\x04R\brxErrors\x12\x1d\n" +
+	"\n" +
+	"rx_dropped\x18\x05 \x01(\x04R\trxDropped\x12\x19\n" +
+	"\btx_bytes\x18\x06 \x01(\x04R\atxBytes\x12\x1d\n" +
+	"\n" +
+	"tx_packets\x18\a \x01(\x04R\ttxPackets\x12\x1b\n" +
+	"\ttx_errors\x18\b \x01(\x04R\btxErrors\x12\x1d\n" +
+	"\n" +
+	"tx_dropped\x18\t \x01(\x04R\ttxDropped*&\n" +
 	"\fOutputStream\x12\n" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
@@ -1663,7 +1954,7 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
@@ -1691,61 +1982,63 @@ var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(*ListProcessesRequest)(nil),   // 23: vcagent.v1.ListProcessesRequest
 	(*ListProcessesResponse)(nil),  // 24: vcagent.v1.ListProcessesResponse
 	(*StatsContainerResponse)(nil), // 25: vcagent.v1.StatsContainerResponse
-	nil,                            // 26: vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	(*InterfaceStats)(nil),         // 26: vcagent.v1.InterfaceStats
+	nil,                            // 27: vcagent.v1.SetupNetworkRequest.SysctlsEntry
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
 	6,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
 	7,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
-	26, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	27, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
 	15, // 3: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
 	0,  // 4: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
-	2,  // 5: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
-	4,  // 6: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
-	8,  // 7: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
-	9,  // 8: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
-	10, // 9: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
-	11, // 10: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 11: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 12: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 13: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 14: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	22, // 15: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	23, // 16: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
-	13, // 17: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
-	14, // 18: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
-	12, // 19: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
-	12, // 20: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
-	17, // 21: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	20, // 22: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
-	12, // 23: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	21, // 24: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	19, // 25: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
-	3,  // 26: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 27: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	1,  // 28: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 29: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 30: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 31: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 32: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 33: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 34: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	25, // 35: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 36: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	24, // 37: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 38: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 39: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	15, // 40: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	16, // 41: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
-	18, // 42: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 43: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 44: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 45: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	18, // 46: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
-	26, // [26:47] is the sub-list for method output_type
-	5,  // [5:26] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	26, // 5: vcagent.v1.StatsContainerResponse.interfaces:type_name -> vcagent.v1.InterfaceStats
+	2,  // 6: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
+	4,  // 7: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
+	8,  // 8: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
+	9,  // 9: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
+	10, // 10: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
+	11, // 11: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 12: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 13: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 14: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
+	11, // 15: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
+	22, // 16: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	23, // 17: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	13, // 18: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
+	14, // 19: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
+	12, // 20: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
+	12, // 21: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
+	17, // 22: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
+	20, // 23: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	12, // 24: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
+	21, // 25: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	19, // 26: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
+	3,  // 27: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	5,  // 28: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	1,  // 29: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 30: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 31: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 32: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 33: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 34: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 35: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	25, // 36: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 37: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	24, // 38: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 39: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 40: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	15, // 41: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	16, // 42: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	18, // 43: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 44: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 45: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 46: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	18, // 47: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
+	27, // [27:48] is the sub-list for method output_type
+	6,  // [6:27] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_pkg_agent_protocol_agent_proto_init() }
@@ -1759,7 +2052,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
