@@ -57,6 +57,9 @@ func newRootCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := enterMountNamespace(filepath.Join(cfg.State, "ns", "mnt")); err != nil {
+				return fmt.Errorf("private mount namespace: %w", err)
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 			defer stop()
 			return serve(ctx, cfg)

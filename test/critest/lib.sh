@@ -262,11 +262,29 @@ vc_qemu_pids() {
 	done
 }
 
-# vc_mounts_under DIR...: mount points under the directories, deepest first.
+# vc_mntns: the daemon's own mount namespace (vc-cri runs its pods'
+# mounts, netns and QEMU in it, pinned under its state dir).
+vc_mntns() { echo "$VC_STATE/ns/mnt"; }
+
+# vc_in_mntns CMD...: run a command in the daemon's mount namespace, or
+# in ours when it has none (yet, or any more).
+vc_in_mntns() {
+	if [ "$(stat -f -c %T "$(vc_mntns)" 2>/dev/null)" = nsfs ]; then
+		nsenter --mount="$(vc_mntns)" -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# vc_mountinfo: the mount table the daemon's mounts are in.
+vc_mountinfo() { vc_in_mntns cat /proc/self/mountinfo; }
+
+# vc_mounts_under DIR...: mount points under the directories, deepest
+# first, the pin of the daemon's namespace left out.
 vc_mounts_under() {
 	local d
 	for d in "$@"; do
-		awk -v d="$d" '$5 == d || index($5, d "/") == 1 { print $5 }' /proc/self/mountinfo
+		vc_mountinfo | awk -v d="$d" -v ns="$VC_STATE/ns" '($5 == d || index($5, d "/") == 1) && index($5, ns) != 1 { print $5 }'
 	done | sort -ru
 }
 
@@ -282,7 +300,7 @@ vc_netns_mounts() {
 		n = split($5, a, "/"); b = a[n]
 		if (index($5, st) == 1) { print $5; next }
 		if (b ~ /^vc-/ && index(ids, "|" substr(b, 4) "|") > 0) print $5
-	}' /proc/self/mountinfo | sort -u
+	}' <(vc_mountinfo) | sort -u
 }
 
 # vc_known_ids: pod and container IDs this harness's daemon has seen:
@@ -327,12 +345,15 @@ vc_cleanup_host() {
 	done
 	for m in $(vc_netns_mounts); do
 		vc_log "removing leftover netns $m"
-		umount -l "$m" 2>/dev/null || true
+		vc_in_mntns umount -l "$m" 2>/dev/null || true
 		rm -f "$m"
 	done
 	for m in $(vc_mounts_under "$VC_STATE" "$VC_ROOT"); do
-		umount -l "$m" 2>/dev/null || true
+		vc_in_mntns umount -l "$m" 2>/dev/null || true
 	done
+	# The daemon's namespace itself: its pin, then the pin's directory.
+	umount -l "$(vc_mntns)" 2>/dev/null || true
+	umount -l "$VC_STATE/ns" 2>/dev/null || true
 	ip link del "$VC_BRIDGE" 2>/dev/null || true
 	if [ "${VC_KEEP:-0}" != 1 ]; then
 		rm -rf "$VC_STATE" "$VC_ROOT" 2>/dev/null || vc_log "could not remove $VC_STATE or $VC_ROOT"
