@@ -5,6 +5,7 @@ import (
 	"io"
 	"sync"
 	"syscall"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -37,6 +38,9 @@ func (s *Service) checkRunning(id string) error {
 	return nil
 }
 
+// execStartTimeout bounds the start of an exec in the guest.
+const execStartTimeout = time.Minute
+
 // exec runs cmd in the container with the given streams and returns its
 // exit code.
 func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) (int32, error) {
@@ -48,9 +52,21 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	if tty {
 		ecmd.Console = "pty"
 	}
-	_, _, proc, err := sandbox.EnterContainerContext(ctx, c.PodID, c.ID, ecmd)
+	// The start is not cut short by ctx: a process the guest starts after
+	// the caller gave up would run on with no one to end it. It is ended
+	// below instead.
+	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), execStartTimeout)
+	_, _, proc, err := sandbox.EnterContainerContext(startCtx, c.PodID, c.ID, ecmd)
+	cancelStart()
 	if err != nil {
 		return 0, err
+	}
+	kill := func() {
+		_ = sandbox.SignalProcess(context.WithoutCancel(ctx), c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+	}
+	if ctx.Err() != nil {
+		kill()
+		return 0, ctx.Err()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -85,7 +101,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	code, err := sandbox.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.
-		_ = sandbox.SignalProcess(context.WithoutCancel(ctx), c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+		kill()
 		return 0, err
 	}
 	copies.Wait()
