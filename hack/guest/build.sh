@@ -19,6 +19,7 @@ module_groups=(
 	"- virtio_pci virtio_console"   # the PCI transport and the agent's port
 	"- bridge"                      # privileged containers may make bridges
 	"0x0001 virtio_net"             # the pod's NICs
+	"0x0005 virtio_balloon"         # free page reporting to the host
 	"0x0009 9pnet_virtio 9p"        # the shared filesystem, virtio-9p
 	"0x001a virtiofs"               # the shared filesystem, virtio-fs
 	"0x0013 vmw_vsock_virtio_transport" # the agent's link where the host has vsock

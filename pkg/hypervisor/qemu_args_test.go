@@ -51,6 +51,7 @@ func TestQemuArgsDefaults(t *testing.T) {
 		"virtio-serial-pci,disable-modern=false,id=serial0",
 		"virtserialport,bus=serial0.0,chardev=agent0,id=channel0,name=agent.0",
 		"virtio-9p-pci,disable-modern=false,fsdev=fs0,mount_tag=vcshared",
+		"virtio-balloon-pci,id=balloon0,free-page-reporting=on,disable-modern=false",
 	}
 	if got := values(args, "-device"); !slices.Equal(got, wantDevices) {
 		t.Errorf("-device = %q, want %q", got, wantDevices)
