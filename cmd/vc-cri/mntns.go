@@ -39,6 +39,12 @@ func enterMountNamespace(pin string) error {
 	if isNamespaceFile(pin) {
 		return exec("nsenter", append([]string{"nsenter", "--mount=" + pin, "--"}, args...), env)
 	}
+	// Host mounts reach the namespace (it is a slave) only from shared
+	// mounts, as on every systemd host; a host whose root is private
+	// would hide from pods what it mounts under their volumes later.
+	if err := unix.Mount("", "/", "", unix.MS_SHARED|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("make / shared: %w", err)
+	}
 	if err := privateDir(filepath.Dir(pin)); err != nil {
 		return fmt.Errorf("mount namespace pin %s: %w", pin, err)
 	}

@@ -127,10 +127,26 @@ var networkMetrics = []struct {
 	{"container_network_transmit_packets_dropped_total", "Cumulative count of packets dropped while transmitting.", func(i sandbox.InterfaceStats) uint64 { return i.TxDropped }},
 }
 
+// blockMetrics are described but have no values: a container's files are
+// on the host, reached through the shared filesystem, and its guest has no
+// block device to count reads and writes on.
+var blockMetrics = []metricDef{
+	{"container_blkio_device_usage_total", "Blkio device bytes usage.", counter, []string{"device", "major", "minor", "operation"}, nil},
+	{"container_fs_reads_bytes_total", "Cumulative count of bytes read.", counter, []string{"device"}, nil},
+	{"container_fs_reads_total", "Cumulative count of reads completed.", counter, []string{"device"}, nil},
+	{"container_fs_writes_bytes_total", "Cumulative count of bytes written.", counter, []string{"device"}, nil},
+	{"container_fs_writes_total", "Cumulative count of writes completed.", counter, []string{"device"}, nil},
+}
+
 // ListMetricDescriptors describes every metric ListPodSandboxMetrics
 // reports.
 func (s *Service) ListMetricDescriptors(context.Context, *runtime.ListMetricDescriptorsRequest) (*runtime.ListMetricDescriptorsResponse, error) {
 	resp := &runtime.ListMetricDescriptorsResponse{}
+	for _, d := range blockMetrics {
+		resp.Descriptors = append(resp.Descriptors, &runtime.MetricDescriptor{
+			Name: d.name, Help: d.help, LabelKeys: append(append([]string{}, baseLabels...), d.labels...),
+		})
+	}
 	for _, d := range containerMetrics {
 		resp.Descriptors = append(resp.Descriptors, &runtime.MetricDescriptor{
 			Name: d.name, Help: d.help, LabelKeys: append(append([]string{}, baseLabels...), d.labels...),

@@ -268,6 +268,7 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 	if err := checkTransition(sandboxTransitions, "sandbox", id, ls.State.State, StateStopped); err != nil {
 		return err
 	}
+	klog.InfoS("Stopping sandbox", "sandbox", id)
 	vm, vmErr := vmOf(ctx, ls.sandboxState)
 	if vmErr == nil && ls.State.State == StatePaused {
 		if err := vm.Resume(ctx); err != nil {
@@ -289,7 +290,9 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 			} else {
 				// The guest powers itself off: give it the time to.
 				waitCtx, cancel := context.WithTimeout(ctx, powerOffTimeout)
-				_ = vm.Wait(waitCtx)
+				if err := vm.Wait(waitCtx); err != nil {
+					klog.InfoS("Guest did not power off in time", "sandbox", id, "timeout", powerOffTimeout)
+				}
 				cancel()
 			}
 		} else {
