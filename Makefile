@@ -73,7 +73,7 @@ e2e: build guest
 	./test/e2e/run.sh
 
 critest: build guest
-	./test/critest/run.sh
+	CRITEST_PARALLEL=2 ./test/critest/run.sh
 
 bench: build guest
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 5x ./pkg/agent/
