@@ -34,11 +34,13 @@ func serve(ctx context.Context) error {
 	go serveVirtioSerial(gs, port)
 	klog.InfoS("Agent serving", "port", port, "version", version, "uptime", guestUptime())
 
+	// Returning ends the process, and with it every stream. No gs.Stop:
+	// it would wait for the yamux session, which waits for a read of the
+	// port that only the host's leaving ends.
 	select {
 	case <-ctx.Done():
 	case <-a.destroyed:
 	}
-	gs.Stop()
 	return nil
 }
 

@@ -187,12 +187,13 @@ func TestContainerInVM(t *testing.T) {
 	if _, err := c.DestroySandbox(ctx, &protocol.DestroySandboxRequest{}); err != nil {
 		t.Fatalf("DestroySandbox: %v", err)
 	}
-	c.Close()
-	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+	// The guest powers off while the host is still connected, promptly.
+	waitCtx, cancelWait := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelWait()
 	if err := vm.Wait(waitCtx); err != nil {
 		t.Fatalf("the guest did not power off: %v", err)
 	}
+	c.Close()
 	if err := vm.Stop(ctx); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
