@@ -29,9 +29,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "usage: benchsum DIR")
 		os.Exit(2)
 	}
-	files, err := filepath.Glob(filepath.Join(os.Args[1], "*.json"))
+	// critest writes each benchmark's results as NAME_data.json, beside
+	// ginkgo's own report.
+	files, err := filepath.Glob(filepath.Join(os.Args[1], "*_data.json"))
 	if err != nil || len(files) == 0 {
-		fmt.Fprintf(os.Stderr, "benchsum: no *.json in %s\n", os.Args[1])
+		fmt.Fprintf(os.Stderr, "benchsum: no *_data.json in %s\n", os.Args[1])
 		os.Exit(1)
 	}
 	sort.Strings(files)
