@@ -15,6 +15,9 @@ packages=(
 	iproute2 iptables
 	skopeo             # pull benchmark baseline
 	gcc libc6-dev      # static cgo build of vc-agent (runc's nsenter)
+	libseccomp-dev     # the agent's seccomp filters (static libseccomp.a)
+	util-linux         # unshare and nsenter: vc-cri's mount namespace
+	bsdutils curl      # the end-to-end test (script for a tty, curl)
 )
 
 missing=()
