@@ -49,6 +49,10 @@ args=(
 	-ginkgo.timeout "${CRITEST_TIMEOUT:-50m}"
 	-ginkgo.no-color
 	-ginkgo.poll-progress-after 180s
+	# A spec that fails once and then passes is reported as flaky in the
+	# JUnit report and the summary, not as a failure: see README.md for
+	# the one seen so far.
+	-ginkgo.flake-attempts "${CRITEST_FLAKE_ATTEMPTS:-2}"
 )
 # The test binary's own flags; critest passes them on to its ginkgo nodes.
 skip_re=$(junitsum -skip-regex "$skip_list") || vc_die "bad skip list $skip_list"
