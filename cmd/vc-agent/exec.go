@@ -10,6 +10,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"k8s.io/klog/v2"
 
@@ -126,6 +127,12 @@ func (a *agent) ReadOutput(req *protocol.ReadOutputRequest, stream protocol.Agen
 	r := p.stdout
 	if req.Stream == protocol.OutputStream_STDERR {
 		r = p.stderr
+	}
+	// The headers tell the host that the stream is attached: an exec may
+	// be waited for, and forgotten, as soon as it exits, and the host must
+	// not ask for that before its output is held here.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
 	}
 	if r == nil {
 		return nil // stderr of a terminal: merged into stdout

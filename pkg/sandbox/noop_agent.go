@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
@@ -199,6 +200,7 @@ func (noopStream) Recv() (*protocol.Data, error)          { return nil, io.EOF }
 func (noopStream) Send(*protocol.WriteStdinRequest) error { return nil }
 func (noopStream) CloseAndRecv() (*protocol.Empty, error) { return &protocol.Empty{}, nil }
 func (noopStream) CloseSend() error                       { return nil }
+func (noopStream) Header() (metadata.MD, error)           { return metadata.MD{}, nil }
 
 func (a *noopAgent) PortForward(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[protocol.PortForwardRequest, protocol.Data], error) {
 	return nil, status.Error(codes.Unavailable, "the noop agent forwards no ports")

@@ -97,6 +97,12 @@ func readOutput(ctx context.Context, ag guestAgent, cid, eid string, which proto
 		cancel()
 		return nil, err
 	}
+	// The agent answers with headers once it holds the output: only then
+	// may the process be waited for (and an exec be forgotten).
+	if _, err := stream.Header(); err != nil {
+		cancel()
+		return nil, err
+	}
 	return &outputReader{stream: stream, cancel: cancel}, nil
 }
 
