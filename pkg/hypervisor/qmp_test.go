@@ -189,6 +189,12 @@ func TestFindProc(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.kill()
+	// Until the child has exec'd, its command line is still the test's.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if argv, err := cmdline(p.pid); err == nil && len(argv) == 3 && argv[2] == "marker-arg" {
+			break
+		}
+	}
 	other := findProc(p.pid, func(argv []string) bool { return len(argv) == 3 && argv[2] == "someone-else" })
 	if !other.exited() {
 		t.Fatal("a process with another command line was accepted")
