@@ -183,7 +183,8 @@ func TestStopCancelledContext(t *testing.T) {
 }
 
 func TestFindProc(t *testing.T) {
-	cmd := exec.Command("sleep", "60", "marker-arg")
+	// The shell keeps running (the ":" after sleep) with the marker as $0.
+	cmd := exec.Command("sh", "-c", "sleep 60; :", "marker-arg")
 	p, err := startProc(cmd, "")
 	if err != nil {
 		t.Fatal(err)
@@ -191,17 +192,18 @@ func TestFindProc(t *testing.T) {
 	defer p.kill()
 	// Until the child has exec'd, its command line is still the test's.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if argv, err := cmdline(p.pid); err == nil && len(argv) == 3 && argv[2] == "marker-arg" {
+		if argv, err := cmdline(p.pid); err == nil && len(argv) == 4 && argv[3] == "marker-arg" {
 			break
 		}
 	}
-	other := findProc(p.pid, func(argv []string) bool { return len(argv) == 3 && argv[2] == "someone-else" })
+	other := findProc(p.pid, func(argv []string) bool { return len(argv) == 4 && argv[3] == "someone-else" })
 	if !other.exited() {
 		t.Fatal("a process with another command line was accepted")
 	}
-	found := findProc(p.pid, func(argv []string) bool { return len(argv) == 3 && argv[2] == "marker-arg" })
+	found := findProc(p.pid, func(argv []string) bool { return len(argv) == 4 && argv[3] == "marker-arg" })
 	if found.exited() {
-		t.Fatal("own process not found")
+		argv, err := cmdline(p.pid)
+		t.Fatalf("own process not found: its command line is %q (%v)", argv, err)
 	}
 	if err := found.kill(); err != nil {
 		t.Fatal(err)
