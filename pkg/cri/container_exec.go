@@ -72,6 +72,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	defer cancel()
 	stdin, stdout, stderr, err := sandbox.IOStream(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
+		kill()
 		return 0, err
 	}
 	if resize != nil {
