@@ -358,16 +358,16 @@ func TestRestartFindsPodsAndContainers(t *testing.T) {
 	}
 }
 
-func TestContainerEvents(t *testing.T) {
+// runningContainer runs a pod with one started container, removed when
+// the test ends.
+func runningContainer(t *testing.T, s *Service, pod string) (podID, containerID string) {
+	t.Helper()
 	ctx := context.Background()
-	s, _ := newTestService(t, t.TempDir())
-	ch := s.events.subscribe()
-	defer s.events.unsubscribe(ch)
-	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("ev")})
+	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig(pod)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId})
+	t.Cleanup(func() { s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}) })
 	created, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: containerConfig("c")})
 	if err != nil {
 		t.Fatal(err)
@@ -375,11 +375,19 @@ func TestContainerEvents(t *testing.T) {
 	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
 		t.Fatal(err)
 	}
+	return run.PodSandboxId, created.ContainerId
+}
+
+func TestContainerEvents(t *testing.T) {
+	s, _ := newTestService(t, t.TempDir())
+	ch := s.events.subscribe()
+	defer s.events.unsubscribe(ch)
+	podID, containerID := runningContainer(t, s, "ev")
 	want := []runtime.ContainerEventType{runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT}
 	for _, w := range want {
 		select {
 		case ev := <-ch:
-			if ev.ContainerEventType != w || ev.ContainerId != created.ContainerId || ev.PodSandboxStatus.GetId() != run.PodSandboxId {
+			if ev.ContainerEventType != w || ev.ContainerId != containerID || ev.PodSandboxStatus.GetId() != podID {
 				t.Fatalf("event %v for %s, want %v", ev.ContainerEventType, ev.ContainerId, w)
 			}
 		case <-time.After(5 * time.Second):
@@ -403,18 +411,7 @@ func TestPodHostname(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newTestService(t, t.TempDir())
-	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("metrics")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId})
-	created, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: containerConfig("c")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
-		t.Fatal(err)
-	}
+	runningContainer(t, s, "metrics")
 	descs, err := s.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
 	if err != nil {
 		t.Fatal(err)
