@@ -65,7 +65,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
+		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor, svc.ResolveIDs),
 		grpc.ChainStreamInterceptor(cri.StreamInterceptor),
 	)
 	runtime.RegisterRuntimeServiceServer(gs, svc)

@@ -54,8 +54,8 @@ func (img *Image) User() (uid *int64, username string) {
 var idRE = regexp.MustCompile(`^(sha256:)?([0-9a-f]{64})$`)
 
 // Status returns the stored image ref names: an image ID (with or without
-// "sha256:"), a unique ID prefix, a name with tag or digest, or a short
-// name resolved through registries.conf.
+// "sha256:"), a name with tag or digest, a short name resolved through
+// registries.conf, or a unique prefix of an image ID (see lookup).
 func (s *Service) Status(ctx context.Context, ref string) (*Image, error) {
 	img, err := s.lookup(ref)
 	if err != nil {
@@ -64,7 +64,12 @@ func (s *Service) Status(ctx context.Context, ref string) (*Image, error) {
 	return s.toImage(img)
 }
 
-// lookup finds the stored image that ref names.
+// lookup finds the stored image that ref names. A full ID is looked up
+// as such; then names; then, for hex digits shorter than an ID (with or
+// without "sha256:"), the one image whose ID starts with them, as
+// containerd and CRI-O resolve the short IDs crictl prints. A name wins
+// over an ID prefix, as in docker: "cafe" is an image name too. A prefix
+// of several images is ErrAmbiguous, naming them.
 func (s *Service) lookup(ref string) (*storage.Image, error) {
 	if ref == "" {
 		return nil, fmt.Errorf("%w: empty", ErrInvalidReference)
@@ -74,12 +79,20 @@ func (s *Service) lookup(ref string) (*storage.Image, error) {
 		if err == nil || m[1] != "" {
 			return img, classifyStore(err)
 		}
-	} else if len(ref) >= 6 && isHex(ref) {
-		// An ID prefix, as crictl users type them.
-		if img, err := s.store.Image(ref); err == nil && strings.HasPrefix(img.ID, ref) {
-			return img, nil
-		}
 	}
+	prefix, digestOnly := idPrefix(ref)
+	if digestOnly {
+		return s.byIDPrefix(prefix)
+	}
+	img, err := s.byName(ref)
+	if prefix != "" && (errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalidReference)) {
+		return s.byIDPrefix(prefix)
+	}
+	return img, err
+}
+
+// byName finds the stored image a name, full or short, names.
+func (s *Service) byName(ref string) (*storage.Image, error) {
 	cands, err := shortnames.ResolveLocally(s.systemContext(nil, ""), ref)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %q: %w", ErrInvalidReference, ref, err)
@@ -98,6 +111,65 @@ func (s *Service) lookup(ref string) (*storage.Image, error) {
 		}
 	}
 	return nil, fmt.Errorf("%w: %s", ErrNotFound, ref)
+}
+
+// byIDPrefix finds the one stored image whose ID starts with prefix.
+func (s *Service) byIDPrefix(prefix string) (*storage.Image, error) {
+	imgs, err := s.store.Images()
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(imgs))
+	for i := range imgs {
+		ids[i] = imgs[i].ID
+	}
+	id, err := matchIDPrefix(ids, prefix)
+	if err != nil {
+		return nil, err
+	}
+	img, err := s.store.Image(id)
+	return img, classifyStore(err)
+}
+
+// ErrAmbiguous: an image ID prefix matches several images. It comes
+// wrapped with ErrInvalidReference, which the CRI answers with
+// InvalidArgument.
+var ErrAmbiguous = errors.New("ambiguous image ID prefix")
+
+// maxCandidates bounds the IDs an ambiguity error names.
+const maxCandidates = 5
+
+// matchIDPrefix returns the one of ids that starts with prefix.
+func matchIDPrefix(ids []string, prefix string) (string, error) {
+	var matches []string
+	for _, id := range ids {
+		if strings.HasPrefix(id, prefix) {
+			matches = append(matches, "sha256:"+id)
+		}
+	}
+	switch len(matches) {
+	case 0:
+		return "", fmt.Errorf("%w: no image ID starts with %q", ErrNotFound, prefix)
+	case 1:
+		return strings.TrimPrefix(matches[0], "sha256:"), nil
+	}
+	slices.Sort(matches)
+	named := strings.Join(matches[:min(len(matches), maxCandidates)], ", ")
+	if len(matches) > maxCandidates {
+		named += fmt.Sprintf(" and %d more", len(matches)-maxCandidates)
+	}
+	return "", fmt.Errorf("%w: %w: image ID prefix %q matches %d images: %s", ErrAmbiguous, ErrInvalidReference, prefix, len(matches), named)
+}
+
+// idPrefix returns the hex digits of ref when ref is 1 to 63 of them,
+// with or without "sha256:"; digestOnly tells that ref had "sha256:",
+// and so can be no name.
+func idPrefix(ref string) (prefix string, digestOnly bool) {
+	hex, digestOnly := strings.CutPrefix(ref, "sha256:")
+	if hex == "" || len(hex) >= 64 || !isHex(hex) {
+		return "", false
+	}
+	return hex, digestOnly
 }
 
 func isHex(s string) bool {
