@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -66,7 +67,25 @@ func (a *agent) GuestDetails(context.Context, *protocol.GuestDetailsRequest) (*p
 		MemoryTotalBytes: si.Totalram * uint64(si.Unit),
 		Cpus:             uint32(cpus.Count()),
 		UptimeSeconds:    float64(si.Uptime),
+		HugepageSizes:    hugePageSizes(),
 	}, nil
+}
+
+// hugePageSizes lists the kernel's huge page sizes: one directory
+// hugepages-<N>kB each under /sys/kernel/mm/hugepages.
+func hugePageSizes() []uint64 {
+	entries, _ := os.ReadDir("/sys/kernel/mm/hugepages")
+	var sizes []uint64
+	for _, e := range entries {
+		kb, ok := strings.CutPrefix(e.Name(), "hugepages-")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseUint(strings.TrimSuffix(kb, "kB"), 10, 64); err == nil {
+			sizes = append(sizes, n<<10)
+		}
+	}
+	return sizes
 }
 
 // DestroySandbox kills every container, answers, and then lets serve end,

@@ -143,6 +143,7 @@ func (s *Service) sandboxConfig(id string, config *runtime.PodSandboxConfig, net
 	cfg.Hostname = podHostname(config)
 	cfg.NetworkConfig.NetNSPath = netns
 	cfg.Sysctls = config.GetLinux().GetSysctls()
+	cfg.CgroupParent = config.GetLinux().GetCgroupParent()
 	cfg.Annotations = map[string]string{
 		"io.kubernetes.cri.sandbox-name":      config.Metadata.Name,
 		"io.kubernetes.cri.sandbox-namespace": config.Metadata.Namespace,

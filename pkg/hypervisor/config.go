@@ -78,6 +78,9 @@ type Config struct {
 	Mlock, Realtime bool
 	// DefaultBridges adds that many PCI bridges (at most maxBridges).
 	DefaultBridges uint32
+	// CgroupParent, when set, is the host cgroup the VM's processes run
+	// under; by default they stay in the caller's.
+	CgroupParent CgroupParent
 }
 
 const (
@@ -229,6 +232,9 @@ func (c Config) validate() error {
 	}
 	if c.Mlock != c.Realtime {
 		return invalid("Mlock", "Mlock and Realtime only take effect together (-overcommit mem-lock=on)")
+	}
+	if err := c.CgroupParent.validate(); err != nil {
+		return err
 	}
 	if c.DefaultBridges > maxBridges {
 		return invalid("DefaultBridges", "%d, at most %d", c.DefaultBridges, maxBridges)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kata-containers/govmm/qemu"
+	"github.com/opencontainers/cgroups"
 	"k8s.io/klog/v2"
 )
 
@@ -56,9 +57,15 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 		}
 	}()
 
+	if vm.cgroup, err = cgroupManager(c); err != nil {
+		return nil, err
+	}
 	if c.SharedFS == SharedFSVirtioFS {
 		if vm.virtiofsd, err = startVirtiofsd(ctx, c); err != nil {
 			return nil, err
+		}
+		if err := joinCgroup(vm.cgroup, vm.virtiofsd.pid); err != nil {
+			return nil, fmt.Errorf("virtiofsd: %w", err)
 		}
 	}
 	logf, err := os.Create(c.path(qemuLogName))
@@ -75,6 +82,11 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	klog.V(2).InfoS("Starting QEMU", "vm", c.ID, "args", args)
 	if vm.proc, err = startProc(cmd, c.NetNSPath); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Path, err)
+	}
+	// Before the guest has run for long: memory charged elsewhere first
+	// stays charged there.
+	if err := joinCgroup(vm.cgroup, vm.proc.pid); err != nil {
+		return nil, fmt.Errorf("QEMU: %w", err)
 	}
 	if err := vm.waitQMP(ctx); err != nil {
 		return nil, err
@@ -118,7 +130,11 @@ func (*QEMU) Attach(ctx context.Context, cfg Config) (VM, error) {
 	if _, err := os.Stat(c.StateDir); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("state dir %s: %w", c.StateDir, ErrNotFound)
 	}
-	vm := &qemuVM{cfg: c, virtiofsd: findVirtiofsd(c)}
+	cg, err := cgroupManager(c)
+	if err != nil {
+		return nil, err
+	}
+	vm := &qemuVM{cfg: c, virtiofsd: findVirtiofsd(c), cgroup: cg}
 	pid, err := readPidFile(c.path(qemuPidName))
 	if err != nil {
 		// QEMU writes its pidfile before Launch returns: this one died
@@ -145,6 +161,8 @@ type qemuVM struct {
 	cfg       Config
 	proc      *proc // QEMU; nil only while Launch has not started it
 	virtiofsd *proc // nil without virtio-fs
+	// cgroup is the VM's own host cgroup, nil without a CgroupParent.
+	cgroup cgroups.Manager
 
 	mu      sync.Mutex // serialises Stop
 	stopped bool       // guarded by mu; true once the state dir is gone
@@ -222,6 +240,9 @@ func (v *qemuVM) Stop(ctx context.Context) error {
 		if !waitDone(v.virtiofsd, killTimeout) {
 			return fmt.Errorf("virtiofsd pid %d of VM %s survives SIGKILL", v.virtiofsd.pid, v.cfg.ID)
 		}
+	}
+	if err := removeCgroup(v.cgroup); err != nil {
+		return fmt.Errorf("remove cgroup of VM %s: %w", v.cfg.ID, err)
 	}
 	if err := os.RemoveAll(v.cfg.StateDir); err != nil {
 		return fmt.Errorf("remove state of VM %s: %w", v.cfg.ID, err)

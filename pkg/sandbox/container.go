@@ -72,6 +72,11 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 	if _, err := ls.container(cfg.ID); err == nil {
 		return nil, fmt.Errorf("container %q in sandbox %q: %w", cfg.ID, sid, ErrAlreadyExists)
 	}
+	res, err := guestResources(cfg.Resources, ls.GuestHugePageSizes)
+	if err != nil {
+		return nil, fmt.Errorf("container %q in sandbox %q: %w", cfg.ID, sid, err)
+	}
+	cfg.Resources = res
 	share := &containerShare{sandboxID: sid, containerID: cfg.ID}
 	defer func() {
 		if retErr != nil {

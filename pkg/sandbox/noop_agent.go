@@ -65,7 +65,7 @@ func (a *noopAgent) Check(context.Context, *protocol.CheckRequest, ...grpc.CallO
 }
 
 func (a *noopAgent) GuestDetails(context.Context, *protocol.GuestDetailsRequest, ...grpc.CallOption) (*protocol.GuestDetailsResponse, error) {
-	return &protocol.GuestDetailsResponse{AgentVersion: "noop"}, nil
+	return &protocol.GuestDetailsResponse{AgentVersion: "noop", HugepageSizes: []uint64{2 << 20}}, nil
 }
 
 func (a *noopAgent) SetupNetwork(context.Context, *protocol.SetupNetworkRequest, ...grpc.CallOption) (*protocol.Empty, error) {

@@ -307,13 +307,17 @@ func StatsContainer(ctx context.Context, sandboxID, containerID string) (Contain
 // UpdateContainer applies new cgroup limits to a container in the guest
 // and keeps them in its configuration.
 func UpdateContainer(ctx context.Context, sandboxID, containerID string, resources specs.LinuxResources) error {
-	b, err := json.Marshal(resources)
-	if err != nil {
-		return err
-	}
 	return withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		if s := cs.State.State; s != StateRunning && s != StateReady {
 			return fmt.Errorf("container %s is %s: %w", containerID, s, ErrInvalidState)
+		}
+		resources, err := guestResources(resources, ls.GuestHugePageSizes)
+		if err != nil {
+			return fmt.Errorf("container %s: %w", containerID, err)
+		}
+		b, err := json.Marshal(resources)
+		if err != nil {
+			return err
 		}
 		ag, err := agentOf(ctx, ls.sandboxState)
 		if err != nil {

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"maps"
 	"os"
-	"path/filepath"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/internal/rollback"
@@ -172,25 +170,15 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		}
 		ls.unlock()
 	}()
-	undo.Add("remove sandbox directory", func(context.Context) error { return os.RemoveAll(sandboxDir(cfg.ID)) })
+	undo.Add("remove sandbox directory", func(context.Context) error { return removeSandboxDir(cfg.ID) })
 
 	ls.Config = cfg
 	ls.Config.AgentConfig = kataConfig(cfg.AgentConfig)
 	ls.CreatedAt = time.Now()
 	ls.State = State{StateReady}
 
-	if err := os.MkdirAll(sharedDir(cfg.ID), 0o700); err != nil {
+	if err := setupShare(cfg.ID, cfg.Volumes); err != nil {
 		return nil, err
-	}
-	for _, v := range cfg.Volumes {
-		target := filepath.Join(sharedDir(cfg.ID), "volumes", v.MountTag)
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return nil, err
-		}
-		if err := unix.Mount(v.HostPath, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			return nil, fmt.Errorf("volume %q from %q: %w", v.MountTag, v.HostPath, errors.Join(err, ErrInvalidConfig))
-		}
-		undo.Add("unmount volume "+v.MountTag, func(context.Context) error { return unix.Unmount(target, unix.MNT_DETACH) })
 	}
 
 	eps, err := connectNetwork(ctx, &cfg)
@@ -218,6 +206,13 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		return nil, err
 	}
 	undo.Add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
+	details, err := ag.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("details of the guest of sandbox %q: %w", cfg.ID, err)
+	}
+	if ls.GuestHugePageSizes, err = guestHugePageSizes(details.GetHugepageSizes()); err != nil {
+		return nil, fmt.Errorf("guest of sandbox %q: %w", cfg.ID, err)
+	}
 	if _, err := ag.SetupNetwork(ctx, guestSetup(&cfg, eps)); err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}
@@ -337,10 +332,9 @@ func deleteSandbox(ctx context.Context, ls *lockedSandbox) error {
 			errs = append(errs, err)
 		}
 	}
-	for _, v := range ls.Config.Volumes {
-		target := filepath.Join(sharedDir(ls.Config.ID), "volumes", v.MountTag)
-		if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount volume %s: %w", v.MountTag, err))
+	if len(errs) == 0 {
+		if err := unmountSandbox(ls.Config.ID); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if len(errs) > 0 {

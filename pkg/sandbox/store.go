@@ -34,8 +34,11 @@ type sandboxState struct {
 	VMPid int
 	// Endpoints are the netns interfaces joined to the VM, undone when
 	// it stops.
-	Endpoints  []cni.Endpoint
-	Containers []*containerState
+	Endpoints []cni.Endpoint
+	// GuestHugePageSizes are the huge page sizes the guest reported when
+	// it booted ("2MB"); nil for a sandbox of an older daemon.
+	GuestHugePageSizes []string
+	Containers         []*containerState
 }
 
 type containerState struct {
@@ -165,10 +168,11 @@ func (l *lockedSandbox) save() error {
 	return os.Rename(tmp, path)
 }
 
-// remove deletes the sandbox's directory; the lock goes with it.
+// remove deletes the sandbox's directory, never while a mount is left
+// below it; the lock goes with it.
 func (l *lockedSandbox) remove() error {
 	defer l.unlock()
-	return os.RemoveAll(sandboxDir(l.Config.ID))
+	return removeSandboxDir(l.Config.ID)
 }
 
 func (l *lockedSandbox) unlock() {

@@ -44,6 +44,11 @@ type SandboxConfig struct {
 	// Sysctls are set in the guest, for all its containers (beyond the
 	// specification: Kubernetes' pod sysctls).
 	Sysctls map[string]string
+
+	// CgroupParent is the host cgroup the VM's processes run under: a
+	// cgroupfs path or a systemd slice, as kubelet's cgroup_parent
+	// (beyond the specification; see hypervisor.CgroupParent).
+	CgroupParent string
 }
 
 // Resources describes VM resources configuration.

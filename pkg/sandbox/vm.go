@@ -107,6 +107,7 @@ func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 		Mlock:          h.Mlock,
 		Realtime:       h.Realtime,
 		DefaultBridges: h.DefaultBridges,
+		CgroupParent:   hypervisor.CgroupParent(c.CgroupParent),
 	}, nil
 }
 

@@ -236,8 +236,11 @@ type GuestDetailsResponse struct {
 	MemoryTotalBytes uint64                 `protobuf:"varint,3,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
 	Cpus             uint32                 `protobuf:"varint,4,opt,name=cpus,proto3" json:"cpus,omitempty"`
 	UptimeSeconds    float64                `protobuf:"fixed64,5,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The huge page sizes the guest kernel has, in bytes (from
+	// /sys/kernel/mm/hugepages): the hugetlb limits it can honour.
+	HugepageSizes []uint64 `protobuf:"varint,6,rep,packed,name=hugepage_sizes,json=hugepageSizes,proto3" json:"hugepage_sizes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GuestDetailsResponse) Reset() {
@@ -303,6 +306,13 @@ func (x *GuestDetailsResponse) GetUptimeSeconds() float64 {
 		return x.UptimeSeconds
 	}
 	return 0
+}
+
+func (x *GuestDetailsResponse) GetHugepageSizes() []uint64 {
+	if x != nil {
+		return x.HugepageSizes
+	}
+	return nil
 }
 
 type Interface struct {
@@ -1777,13 +1787,14 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\fCheckRequest\")\n" +
 	"\rCheckResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\"\x15\n" +
-	"\x13GuestDetailsRequest\"\xcb\x01\n" +
+	"\x13GuestDetailsRequest\"\xf2\x01\n" +
 	"\x14GuestDetailsResponse\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12%\n" +
 	"\x0ekernel_release\x18\x02 \x01(\tR\rkernelRelease\x12,\n" +
 	"\x12memory_total_bytes\x18\x03 \x01(\x04R\x10memoryTotalBytes\x12\x12\n" +
 	"\x04cpus\x18\x04 \x01(\rR\x04cpus\x12%\n" +
-	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\"a\n" +
+	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\x12%\n" +
+	"\x0ehugepage_sizes\x18\x06 \x03(\x04R\rhugepageSizes\"a\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
