@@ -12,13 +12,92 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 
+	"github.com/vc-cri/vc-cri/internal/safemount"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
-// The guest sees host files only through the shared directory. A
-// container's root and its bind mounts are bind-mounted below
-// shared/<container ID>/ on the host, and the spec names them by their
-// guest paths below protocol.SharedDir.
+// The guest sees host files only through the shared directory, and the
+// guest is untrusted: it may own its kernel and write anything it can
+// reach there, symlinks included. So, as Kata does since CVE-2020-28914:
+//
+//   - every bind is made in staging/, a directory of the sandbox that
+//     only the host writes: staging/<container ID>/rootfs,
+//     staging/<container ID>/mounts/<i>, staging/volumes/<tag>;
+//   - the guest is given shared/, a read-only, nosuid, nodev view of
+//     staging/ (a slave bind: later binds in staging/ appear there), so
+//     that it can write only inside the read-write binds themselves;
+//   - every path below the sandbox directory is resolved by
+//     internal/safemount from the directory's descriptor, following no
+//     symlink; binds are nosuid and nodev; unmounts go through the
+//     mount's own descriptor after checking its ID; and nothing is
+//     removed while a mount is left below it.
+//
+// Sandboxes made before staging/ existed keep their binds in shared/
+// itself (the guest-writable layout), still with the fd-relative calls.
+// The spec names every bind by its guest path below protocol.SharedDir.
+
+const (
+	stagingName = "staging" // host-only: binds are made here
+	sharedName  = "shared"  // the guest's read-only view of staging/
+)
+
+// openSandboxRoot opens the sandbox's directory for fd-relative calls.
+func openSandboxRoot(id string) (*safemount.Root, error) {
+	return safemount.OpenRoot(sandboxDir(id))
+}
+
+// staged tells whether the sandbox has the staging layout.
+func staged(id string) bool {
+	fi, err := os.Lstat(filepath.Join(sandboxDir(id), stagingName))
+	return err == nil && fi.IsDir()
+}
+
+// setupShare makes the sandbox's staging directory and the guest's
+// read-only view of it, and binds the sandbox's volumes there. On
+// failure the caller undoes it with removeSandboxDir.
+func setupShare(id string, volumes []Volume) error {
+	root, err := openSandboxRoot(id)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	if err := root.ReadOnlyView(stagingName, sharedName); err != nil {
+		return fmt.Errorf("shared directory of sandbox %q: %w", id, err)
+	}
+	for _, v := range volumes {
+		if _, err := root.Bind(v.HostPath, path.Join(stagingName, "volumes", v.MountTag), safemount.BindOptions{Dir: true}); err != nil {
+			return fmt.Errorf("volume %q from %q: %w", v.MountTag, v.HostPath, errors.Join(err, ErrInvalidConfig))
+		}
+	}
+	return nil
+}
+
+// unmountSandbox undoes every mount below the sandbox's directory,
+// deepest first.
+func unmountSandbox(id string) error {
+	root, err := openSandboxRoot(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer root.Close()
+	return root.UnmountAll(".")
+}
+
+// removeSandboxDir unmounts everything below the sandbox's directory and
+// removes it; it refuses to remove while a mount is left.
+func removeSandboxDir(id string) error {
+	if err := unmountSandbox(id); err != nil {
+		return err
+	}
+	states, err := safemount.OpenRoot(StateRoot)
+	if err != nil {
+		return err
+	}
+	defer states.Close()
+	return states.RemoveAll(id)
+}
 
 // containerShare tracks the host mounts made for one container.
 type containerShare struct {
@@ -26,8 +105,13 @@ type containerShare struct {
 	mounts                 []string // host mount points, in mount order
 }
 
-func (s *containerShare) hostPath(elem ...string) string {
-	return filepath.Join(append([]string{sharedDir(s.sandboxID), s.containerID}, elem...)...)
+// rel is a path of the container's below the sandbox directory.
+func (s *containerShare) rel(elem ...string) string {
+	base := sharedName
+	if staged(s.sandboxID) {
+		base = stagingName
+	}
+	return path.Join(append([]string{base, s.containerID}, elem...)...)
 }
 
 func (s *containerShare) guestPath(elem ...string) string {
@@ -42,8 +126,7 @@ func (s *containerShare) shareRootfs(rootfs string) (string, error) {
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("container %q RootFs %q is not a directory: %w", s.containerID, rootfs, ErrInvalidConfig)
 	}
-	target := s.hostPath("rootfs")
-	if err := s.bind(rootfs, target, true, false); err != nil {
+	if err := s.bind(rootfs, s.rel("rootfs"), true, false); err != nil {
 		return "", err
 	}
 	return s.guestPath("rootfs"), nil
@@ -61,7 +144,7 @@ func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
 		return specs.Mount{}, fmt.Errorf("mount %q: source %q: %w", m.Destination, source, errors.Join(err, ErrInvalidConfig))
 	}
 	name := strconv.Itoa(i)
-	if err := s.bind(source, s.hostPath("mounts", name), fi.IsDir(), m.ReadOnly); err != nil {
+	if err := s.bind(source, s.rel("mounts", name), fi.IsDir(), m.ReadOnly); err != nil {
 		return specs.Mount{}, err
 	}
 	options := []string{"rbind", "rprivate"}
@@ -76,30 +159,19 @@ func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
 	return specs.Mount{Destination: m.Destination, Type: "bind", Source: s.guestPath("mounts", name), Options: options}, nil
 }
 
-func (s *containerShare) bind(source, target string, dir, readOnly bool) error {
-	if dir {
-		if err := os.MkdirAll(target, 0o755); err != nil {
-			return err
-		}
-	} else {
-		if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-			return err
-		}
-		f, err := os.OpenFile(target, os.O_CREATE|os.O_RDONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		f.Close()
+// bind mounts source on rel, below the sandbox directory, nosuid and
+// nodev; the target is made without following symlinks (a file target
+// must not exist yet).
+func (s *containerShare) bind(source, rel string, dir, readOnly bool) error {
+	root, err := openSandboxRoot(s.sandboxID)
+	if err != nil {
+		return err
 	}
-	if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("bind %s on %s: %w", source, target, err)
+	defer root.Close()
+	if _, err := root.Bind(source, rel, safemount.BindOptions{Dir: dir, ReadOnly: readOnly}); err != nil {
+		return err
 	}
-	s.mounts = append(s.mounts, target)
-	if readOnly {
-		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
-			return fmt.Errorf("make %s read-only: %w", target, err)
-		}
-	}
+	s.mounts = append(s.mounts, filepath.Join(root.Path(), rel))
 	return nil
 }
 
@@ -117,17 +189,28 @@ func hasSubmounts(dir string) bool {
 	return false
 }
 
-// unshare undoes the container's mounts, newest first, and removes its
-// directory in the shared directory.
-func unshare(sandboxID, containerID string, mounts []string) error {
-	var errs []error
-	for i := len(mounts) - 1; i >= 0; i-- {
-		if err := unix.Unmount(mounts[i], unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", mounts[i], err))
+// unshare undoes every mount of the container, deepest first, each
+// checked by its mount ID through its own descriptor, and removes the
+// container's directory; nothing is removed while a mount is left. The
+// recorded mount points only tell that there is something to undo: what
+// is unmounted is what the mount table holds below the container's
+// directory, wherever the guest moved it within.
+func unshare(sandboxID, containerID string, _ []string) error {
+	root, err := openSandboxRoot(sandboxID)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, base := range []string{stagingName, sharedName} {
+		dir := path.Join(base, containerID)
+		if err := root.UnmountAll(dir); err != nil {
+			return fmt.Errorf("container %q: %w", containerID, err)
+		}
+		if err := root.RemoveAll(dir); err != nil && !errors.Is(err, unix.EROFS) {
+			return fmt.Errorf("container %q: %w", containerID, err)
 		}
 	}
-	if len(errs) == 0 {
-		errs = append(errs, os.RemoveAll(filepath.Join(sharedDir(sandboxID), containerID)))
-	}
-	return errors.Join(errs...)
+	return nil
 }

@@ -34,11 +34,8 @@ type sandboxState struct {
 	VMPid int
 	// Endpoints are the netns interfaces joined to the VM, undone when
 	// it stops.
-	Endpoints []cni.Endpoint
-	// GuestHugePageSizes are the huge page sizes the guest reported when
-	// it booted ("2MB"); nil for a sandbox of an older daemon.
-	GuestHugePageSizes []string
-	Containers         []*containerState
+	Endpoints  []cni.Endpoint
+	Containers []*containerState
 }
 
 type containerState struct {

@@ -1,0 +1,164 @@
+package sandbox_test
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	vc "github.com/vc-cri/vc-cri/pkg/sandbox"
+)
+
+// allCaps is every capability a privileged container gets.
+var allCaps = []string{
+	"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+	"CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+	"CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
+	"CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
+	"CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+	"CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
+	"CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+}
+
+// hostileScript runs as root in the guest's PID namespace: through the
+// agent's root (/proc/1/root) it reaches the shared directory and tries
+// what a guest that owns its kernel would, each attempt reporting
+// "<name> ok" or "<name> refused".
+const hostileScript = `
+S=/proc/1/root/run/vc-agent/shared
+try() { n=$1; shift; if "$@" 2>/dev/null; then echo "$n ok"; else echo "$n refused"; fi; }
+try see test -d $S/hostile/rootfs
+try top-symlink ln -s / $S/planted
+try rename-container mv $S/hostile $S/moved
+try replace-rootfs sh -c "mv $S/hostile/rootfs $S/hostile/old && ln -s $VICTIM $S/hostile/rootfs"
+try mounts-symlink ln -s $VICTIM $S/hostile/mounts/9
+try volume-dir-symlink ln -s $VICTIM $S/hostile/mounts/1/escape
+try rootfs-write touch $S/hostile/rootfs/written-by-guest
+try volume-write sh -c "echo guest > /data/written-by-guest"
+try volume-mknod mknod /data/null c 1 3
+try volume-open-dev sh -c "mknod /data/zero c 1 5; head -c 1 /data/zero >/dev/null"
+echo done
+`
+
+// TestHostileGuestShare plays a guest that owns its kernel against the
+// shared directory: nothing it does reaches outside the pod's binds,
+// and deleting the pod detaches no host mount and removes nothing
+// through a bind.
+func TestHostileGuestShare(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	rootfs := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", containerRootfs, rootfs).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v: %s", err, out)
+	}
+	// The victim: a host directory with a mount on it, where the guest
+	// aims its symlinks.
+	victim := t.TempDir()
+	if err := unix.Mount("tmpfs", victim, "tmpfs", 0, "size=1m"); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Unmount(victim, unix.MNT_DETACH)
+	if err := os.WriteFile(filepath.Join(victim, "keep"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	volume := t.TempDir()
+	if err := os.WriteFile(filepath.Join(volume, "host-file"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	spec, err := vc.DefaultSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guest's PID namespace, every capability, nothing masked.
+	var nss []specs.LinuxNamespace
+	for _, ns := range spec.Linux.Namespaces {
+		if ns.Type != specs.PIDNamespace {
+			nss = append(nss, ns)
+		}
+	}
+	spec.Linux.Namespaces, spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = nss, nil, nil
+	ctr := vc.ContainerConfig{
+		ID:     "hostile",
+		RootFs: rootfs,
+		Cmd: vc.Cmd{
+			Args:         []string{"sh", "-c", hostileScript},
+			Envs:         []vc.EnvVar{{Var: "PATH", Value: "/bin:/usr/bin"}, {Var: "VICTIM", Value: victim}},
+			Capabilities: vc.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps},
+		},
+		// mounts/0 is /etc/hostname-like file; mounts/1 the volume.
+		Mounts: []vc.Mount{
+			{Source: filepath.Join(volume, "host-file"), Destination: "/etc/host-file", Type: "bind", ReadOnly: true},
+			{Source: volume, Destination: "/data", Type: "bind"},
+		},
+		CustomSpec: spec,
+	}
+	s, err := vc.CreateSandbox(qemuConfig(t, ctr))
+	if err != nil {
+		t.Fatalf("CreateSandbox: %v", err)
+	}
+	defer vc.DeleteSandbox(s.ID())
+	sandboxDir := filepath.Join(vc.StateRoot, s.ID())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, stdout, _, err := vc.IOStream(ctx, s.ID(), "hostile", "hostile")
+	if err != nil {
+		t.Fatalf("IOStream: %v", err)
+	}
+	if _, err := vc.StartSandbox(s.ID()); err != nil {
+		t.Fatalf("StartSandbox: %v", err)
+	}
+	b, _ := io.ReadAll(stdout)
+	got := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		if k, v, ok := strings.Cut(l, " "); ok {
+			got[k] = v
+		}
+	}
+	t.Logf("guest:\n%s", b)
+	want := map[string]string{
+		"see": "ok", "top-symlink": "refused", "rename-container": "refused", "replace-rootfs": "refused",
+		"mounts-symlink": "refused", "rootfs-write": "ok", "volume-write": "ok", "volume-open-dev": "refused",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("guest %s: %q, want %q", k, got[k], v)
+		}
+	}
+	// volume-dir-symlink is the guest's right inside its own volume; the
+	// host never resolves it.
+	if _, err := vc.StopSandbox(s.ID()); err != nil {
+		t.Fatalf("StopSandbox: %v", err)
+	}
+	if _, err := vc.DeleteSandbox(s.ID()); err != nil {
+		t.Fatalf("DeleteSandbox: %v", err)
+	}
+	if _, err := os.Stat(sandboxDir); !os.IsNotExist(err) {
+		t.Errorf("sandbox directory left: %v", err)
+	}
+	if infos, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(sandboxDir)); len(infos) > 0 {
+		t.Errorf("mounts left: %s", infos[0].Mountpoint)
+	}
+	if m, _ := mountinfo.Mounted(victim); !m {
+		t.Error("the host mount the guest aimed at was detached")
+	}
+	entries, _ := os.ReadDir(victim)
+	if len(entries) != 1 {
+		t.Errorf("victim holds %d entries, want only its own", len(entries))
+	}
+	if b, err := os.ReadFile(filepath.Join(volume, "host-file")); err != nil || string(b) != "host" {
+		t.Errorf("volume's host file after delete: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(rootfs, "bin", "sh")); err != nil {
+		t.Errorf("rootfs reached through by removal: %v", err)
+	}
+}
