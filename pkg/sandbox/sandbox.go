@@ -206,6 +206,13 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		return nil, err
 	}
 	undo.Add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
+	details, err := ag.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("details of the guest of sandbox %q: %w", cfg.ID, err)
+	}
+	if ls.GuestHugePageSizes, err = guestHugePageSizes(details.GetHugepageSizes()); err != nil {
+		return nil, fmt.Errorf("guest of sandbox %q: %w", cfg.ID, err)
+	}
 	if _, err := ag.SetupNetwork(ctx, guestSetup(&cfg, eps)); err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}

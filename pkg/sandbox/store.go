@@ -34,8 +34,11 @@ type sandboxState struct {
 	VMPid int
 	// Endpoints are the netns interfaces joined to the VM, undone when
 	// it stops.
-	Endpoints  []cni.Endpoint
-	Containers []*containerState
+	Endpoints []cni.Endpoint
+	// GuestHugePageSizes are the huge page sizes the guest reported when
+	// it booted ("2MB"); nil for a sandbox of an older daemon.
+	GuestHugePageSizes []string
+	Containers         []*containerState
 }
 
 type containerState struct {
