@@ -74,6 +74,12 @@ func (s *Service) Mount(ctx context.Context, containerID, imageRef, target strin
 		if err := unix.Mount(mp, target, "", unix.MS_BIND, ""); err != nil {
 			return "", fmt.Errorf("bind mounting rootfs of container %s on %s: %w", containerID, target, err)
 		}
+		// The overlay is nosuid and nodev already (driverOptions); its
+		// bind is made so too, as it may be given to a guest.
+		if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+			_ = unix.Unmount(target, unix.MNT_DETACH)
+			return "", fmt.Errorf("bind mounting rootfs of container %s on %s: %w", containerID, target, err)
+		}
 	}
 	md, _ := json.Marshal(rootfsMeta{Target: target})
 	if err := s.store.SetMetadata(c.ID, string(md)); err != nil {

@@ -21,6 +21,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -98,12 +100,35 @@ func New(cfg Config) (*Service, error) {
 		RunRoot:            cfg.RunRoot,
 		GraphRoot:          cfg.Root,
 		GraphDriverName:    cfg.Driver,
-		GraphDriverOptions: cfg.DriverOptions,
+		GraphDriverOptions: driverOptions(cfg.Driver, cfg.DriverOptions),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening image store in %s: %w", cfg.Root, err)
 	}
 	return &Service{cfg: cfg, store: store, policy: policy, configs: map[string]*imgspecv1.Image{}}, nil
+}
+
+// driverOptions adds nosuid and nodev to the overlay's mount options:
+// a container's root is shared with a guest that may own its kernel,
+// and must not carry its setuid files or device nodes onto the host.
+func driverOptions(driver string, opts []string) []string {
+	if driver != "overlay" {
+		return opts
+	}
+	out := slices.Clone(opts)
+	for i, o := range out {
+		k, v, _ := strings.Cut(o, "=")
+		if k == "overlay.mountopt" || k == "overlay2.mountopt" || k == ".mountopt" {
+			for _, want := range []string{"nodev", "nosuid"} {
+				if !slices.Contains(strings.Split(v, ","), want) {
+					v += "," + want
+				}
+			}
+			out[i] = k + "=" + strings.TrimPrefix(v, ",")
+			return out
+		}
+	}
+	return append(out, "overlay.mountopt=nodev,nosuid")
 }
 
 // Close releases the store. Mounted container rootfs stay mounted.
