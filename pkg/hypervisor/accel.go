@@ -3,12 +3,18 @@ package hypervisor
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
+	"k8s.io/klog/v2"
 )
 
 // kvmProbeTimeout bounds the probe boot. A kernel without a root fs
@@ -19,15 +25,15 @@ const kvmProbeTimeout = 15 * time.Second
 const kernelBanner = "Linux version"
 
 // accelDecisions caches ChooseAccelerator's auto decisions for the
-// process's lifetime, by QEMU and kernel path: the probe costs seconds.
+// process's lifetime, by verdict key: the probe costs seconds.
 var accelDecisions = struct {
 	sync.Mutex
-	m map[[2]string]accelDecision
-}{m: map[[2]string]accelDecision{}}
+	m map[string]accelDecision
+}{m: map[string]accelDecision{}}
 
 type accelDecision struct {
-	accel  Accelerator
-	reason string
+	Accel  Accelerator `json:"accel"`
+	Reason string      `json:"reason"`
 }
 
 // ChooseAccelerator resolves want to kvm or tcg and says why. "auto"
@@ -36,7 +42,12 @@ type accelDecision struct {
 // query-kvm says enabled, yet the guest hangs after the bootloader. So
 // the probe boots kernelPath (no initrd, no root fs) under KVM and
 // requires the kernel banner and the panic that ends QEMU in time.
-func ChooseAccelerator(ctx context.Context, qemuPath, kernelPath string, want Accelerator) (Accelerator, string, error) {
+//
+// The verdict holds for one QEMU binary, guest kernel and host kernel.
+// With verdictFile set, verdicts are also kept there, so that a daemon
+// restart does not probe again; a file that cannot be read or written
+// only costs a probe.
+func ChooseAccelerator(ctx context.Context, qemuPath, kernelPath string, want Accelerator, verdictFile string) (Accelerator, string, error) {
 	if qemuPath == "" {
 		qemuPath = defaultPath
 	}
@@ -57,21 +68,101 @@ func ChooseAccelerator(ctx context.Context, qemuPath, kernelPath string, want Ac
 		return AccelTCG, "no /dev/kvm", nil
 	}
 
-	key := [2]string{qemuPath, kernelPath}
+	key, err := verdictKey(qemuPath, kernelPath)
+	if err != nil {
+		return "", "", err
+	}
 	accelDecisions.Lock()
 	defer accelDecisions.Unlock() // one probe at a time: concurrent Launches wait for it
 	if d, ok := accelDecisions.m[key]; ok {
-		return d.accel, d.reason, nil
+		return d.Accel, d.Reason, nil
 	}
-	d := accelDecision{accel: AccelKVM, reason: "a guest boots under KVM"}
+	verdicts := readVerdicts(verdictFile)
+	if d, ok := verdicts[key]; ok && (d.Accel == AccelKVM || d.Accel == AccelTCG) {
+		accelDecisions.m[key] = d
+		return d.Accel, d.Reason + " (verdict kept in " + verdictFile + ")", nil
+	}
+	d := accelDecision{Accel: AccelKVM, Reason: "a guest boots under KVM"}
 	if err := probeBoot(ctx, qemuPath, kernelPath, "kvm", kvmProbeTimeout); err != nil {
 		if ctx.Err() != nil {
 			return "", "", fmt.Errorf("probing KVM: %w", ctx.Err()) // not cached: no verdict
 		}
-		d = accelDecision{accel: AccelTCG, reason: "KVM probe: " + err.Error()}
+		d = accelDecision{Accel: AccelTCG, Reason: "KVM probe: " + err.Error()}
 	}
 	accelDecisions.m[key] = d
-	return d.accel, d.reason, nil
+	if verdictFile != "" {
+		verdicts[key] = d
+		if err := writeVerdicts(verdictFile, verdicts); err != nil {
+			klog.ErrorS(err, "Cannot keep the KVM probe's verdict", "file", verdictFile)
+		}
+	}
+	return d.Accel, d.Reason, nil
+}
+
+// verdictKey names what a probe's verdict depends on: the QEMU binary
+// and the guest kernel (path, size and modification time: a package
+// upgrade changes them) and the host kernel.
+func verdictKey(qemuPath, kernelPath string) (string, error) {
+	if !filepath.IsAbs(qemuPath) {
+		p, err := exec.LookPath(qemuPath)
+		if err != nil {
+			return "", fmt.Errorf("QEMU %s: %w: %w", qemuPath, err, ErrInvalidConfig)
+		}
+		qemuPath = p
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		return "", err
+	}
+	key := unix.ByteSliceToString(uts.Release[:])
+	for _, p := range []string{qemuPath, kernelPath} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", err, ErrInvalidConfig)
+		}
+		key += fmt.Sprintf("|%s:%d:%d", p, fi.Size(), fi.ModTime().UnixNano())
+	}
+	return key, nil
+}
+
+// AccelVerdictFileName is the usual name of a verdict file: in a
+// daemon's state directory, so that its tools find the daemon's verdicts.
+const AccelVerdictFileName = "kvm-verdicts.json"
+
+// maxVerdictFile bounds what is read back: a handful of keys.
+const maxVerdictFile = 64 << 10
+
+func readVerdicts(file string) map[string]accelDecision {
+	verdicts := map[string]accelDecision{}
+	if file == "" {
+		return verdicts
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return verdicts
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxVerdictFile))
+	if err == nil && json.Unmarshal(b, &verdicts) != nil {
+		klog.InfoS("Ignoring an unreadable file of KVM probe verdicts", "file", file)
+		return map[string]accelDecision{}
+	}
+	return verdicts
+}
+
+func writeVerdicts(file string, verdicts map[string]accelDecision) error {
+	b, err := json.Marshal(verdicts)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	tmp := file + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, file)
 }
 
 // probeBoot boots kernelPath under the given -accel argument with no

@@ -81,6 +81,9 @@ type Config struct {
 	// CgroupParent, when set, is the host cgroup the VM's processes run
 	// under; by default they stay in the caller's.
 	CgroupParent CgroupParent
+	// AccelVerdictFile, when set, keeps the verdicts of AccelAuto's KVM
+	// probe across processes (see ChooseAccelerator).
+	AccelVerdictFile string
 }
 
 const (

@@ -284,7 +284,7 @@ func TestChooseAccelerator(t *testing.T) {
 	kernel, _ := testGuest(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	accel, reason, err := ChooseAccelerator(ctx, "", kernel, AccelAuto)
+	accel, reason, err := ChooseAccelerator(ctx, "", kernel, AccelAuto, "")
 	if err != nil || reason == "" {
 		t.Fatalf("ChooseAccelerator(auto) = %s, %q, %v", accel, reason, err)
 	}
@@ -293,14 +293,14 @@ func TestChooseAccelerator(t *testing.T) {
 		if accel != AccelTCG || reason != "no /dev/kvm" {
 			t.Errorf("without /dev/kvm: %s, %q", accel, reason)
 		}
-		if _, _, err := ChooseAccelerator(ctx, "", kernel, AccelKVM); !errors.Is(err, ErrNoKVM) {
+		if _, _, err := ChooseAccelerator(ctx, "", kernel, AccelKVM, ""); !errors.Is(err, ErrNoKVM) {
 			t.Errorf("ChooseAccelerator(kvm) = %v, want ErrNoKVM", err)
 		}
 	}
-	if a, _, err := ChooseAccelerator(ctx, "", kernel, AccelTCG); err != nil || a != AccelTCG {
+	if a, _, err := ChooseAccelerator(ctx, "", kernel, AccelTCG, ""); err != nil || a != AccelTCG {
 		t.Errorf("ChooseAccelerator(tcg) = %s, %v", a, err)
 	}
-	if _, _, err := ChooseAccelerator(ctx, "", kernel, "xen"); !errors.Is(err, ErrInvalidConfig) {
+	if _, _, err := ChooseAccelerator(ctx, "", kernel, "xen", ""); !errors.Is(err, ErrInvalidConfig) {
 		t.Errorf("ChooseAccelerator(xen) = %v", err)
 	}
 }

@@ -37,7 +37,7 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	accel, reason, err := ChooseAccelerator(ctx, c.Path, c.KernelPath, c.Accelerator)
+	accel, reason, err := ChooseAccelerator(ctx, c.Path, c.KernelPath, c.Accelerator, c.AccelVerdictFile)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -108,6 +109,9 @@ func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 		Realtime:       h.Realtime,
 		DefaultBridges: h.DefaultBridges,
 		CgroupParent:   hypervisor.CgroupParent(c.CgroupParent),
+		// Beside the sandboxes, on the same tmpfs: a host reboot, which may
+		// change what KVM can do, forgets it.
+		AccelVerdictFile: filepath.Join(filepath.Dir(StateRoot), hypervisor.AccelVerdictFileName),
 	}, nil
 }
 

@@ -174,7 +174,13 @@ vc_write_cni() {
 EOF
 }
 
+# The KVM probe's verdicts (hypervisor.AccelVerdictFileName), shared by
+# the harnesses' daemons: each state dir is removed after its run, and a
+# probe costs each first pod 15 s on hosts where nested KVM hangs.
+VC_VERDICTS=/run/vcct/kvm-verdicts.json
+
 vc_write_config() {
+	cp "$VC_VERDICTS" "$VC_STATE/" 2>/dev/null || true
 	local bins=${VC_CNI_BIN_DIRS:-/usr/lib/cni:/opt/cni/bin} d list=""
 	IFS=: read -ra dirs <<<"$bins"
 	for d in "${dirs[@]}"; do list+="${list:+, }\"$d\""; done
@@ -355,6 +361,7 @@ vc_cleanup_host() {
 	umount -l "$(vc_mntns)" 2>/dev/null || true
 	umount -l "$VC_STATE/ns" 2>/dev/null || true
 	ip link del "$VC_BRIDGE" 2>/dev/null || true
+	cp "$VC_STATE/kvm-verdicts.json" "$VC_VERDICTS" 2>/dev/null || true
 	if [ "${VC_KEEP:-0}" != 1 ]; then
 		rm -rf "$VC_STATE" "$VC_ROOT" 2>/dev/null || vc_log "could not remove $VC_STATE or $VC_ROOT"
 		rm -rf "$VC_CNI_IPAM_DIR"
