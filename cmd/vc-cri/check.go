@@ -4,12 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
-	"time"
-
-	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
 // checkResult is one line of `vc-cri check`.
@@ -17,59 +12,76 @@ type checkResult struct {
 	what   string
 	detail string
 	ok     bool
+	// fix is what to run (or change) so that the check passes; printed
+	// under a failing line.
+	fix string
 }
 
 // checkHost reports whether this host can run pod VMs with cfg.
-func checkHost(ctx context.Context, cfg *Config) []checkResult {
+func checkHost(ctx context.Context, cfg *Config, configPath string) []checkResult {
+	return judge(gatherFacts(ctx, cfg, factOptions{}), cfg, configPath)
+}
+
+// judge turns the host's facts into check lines, each failing one with
+// its fix.
+func judge(f hostFacts, cfg *Config, configPath string) []checkResult {
 	var results []checkResult
-	add := func(what string, ok bool, format string, args ...any) {
-		results = append(results, checkResult{what, fmt.Sprintf(format, args...), ok})
+	add := func(what string, ok bool, fix, format string, args ...any) {
+		r := checkResult{what: what, detail: fmt.Sprintf(format, args...), ok: ok}
+		if !ok {
+			r.fix = fix
+		}
+		results = append(results, r)
 	}
 
-	version, err := hypervisor.Version(ctx, cfg.VM.HypervisorPath)
-	if err != nil {
-		add("qemu", false, "%v (install qemu-system-x86)", err)
+	if f.QEMUErr != nil {
+		add("qemu", false, "apt-get install -y qemu-system-x86 (or `make deps` in vc-cri's source tree)", "%v", f.QEMUErr)
 	} else {
-		add("qemu", true, "%s", version)
+		add("qemu", true, "", "%s", f.QEMUVersion)
 	}
+	guestFix := fmt.Sprintf("`make guest install` in vc-cri's source tree, or set vm.kernel and vm.image in %s", configPath)
+	add("guest kernel", f.Kernel.Err == nil, guestFix, "%s%s", cfg.VM.Kernel, errSuffix(f.Kernel.Err))
+	add("guest image", f.Image.Err == nil, guestFix, "%s%s", cfg.VM.Image, errSuffix(f.Image.Err))
 
-	kernelErr := fileCheck(cfg.VM.Kernel)
-	add("guest kernel", kernelErr == nil, "%s%s", cfg.VM.Kernel, errSuffix(kernelErr, " (make guest install)"))
-	add("guest image", fileCheck(cfg.VM.Image) == nil, "%s%s", cfg.VM.Image, errSuffix(fileCheck(cfg.VM.Image), " (make guest install)"))
-
-	if err == nil && kernelErr == nil {
-		probeCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		accel, reason, err := hypervisor.ChooseAccelerator(probeCtx, cfg.VM.HypervisorPath, cfg.VM.Kernel, hypervisor.Accelerator(cfg.VM.Accelerator))
-		cancel()
-		if err != nil {
-			add("accelerator", false, "%s: %v", cfg.VM.Accelerator, err)
+	if f.AccelProbed {
+		if f.AccelErr != nil {
+			add("accelerator", false, fmt.Sprintf(`set vm.accelerator = "auto" (KVM when a guest boots under it, else TCG) or "tcg" in %s`, configPath),
+				"%s: %v", cfg.VM.Accelerator, f.AccelErr)
 		} else {
-			add("accelerator", true, "%s (%s)", accel, reason)
+			add("accelerator", true, "", "%s (%s)", f.Accel, f.AccelReason)
 		}
 	}
 
-	var plugins []string
-	for _, p := range []string{"bridge", "host-local", "loopback", "portmap"} {
-		if !inAnyDir(cfg.CNI.BinDirs, p) {
-			plugins = append(plugins, p)
+	add("cni plugins", len(f.CNIMissing) == 0,
+		fmt.Sprintf("apt-get install -y containernetworking-plugins, or set cni.bin_dirs in %s to where they are", configPath),
+		"in %s%s", strings.Join(cfg.CNI.BinDirs, ", "), errSuffix(errIf(len(f.CNIMissing) > 0, "missing "+strings.Join(f.CNIMissing, ", "))))
+	var nets int
+	for _, n := range f.CNINetworks {
+		if n.Error == "" {
+			nets++
 		}
 	}
-	add("cni plugins", len(plugins) == 0, "in %s%s", strings.Join(cfg.CNI.BinDirs, ", "),
-		errSuffix(errIf(len(plugins) > 0, "missing "+strings.Join(plugins, ", ")), " (install containernetworking-plugins)"))
-	confs, _ := filepath.Glob(filepath.Join(cfg.CNI.ConfDir, "*.conflist"))
-	add("cni config", len(confs) > 0, "%s: %d conflist(s)%s", cfg.CNI.ConfDir, len(confs), errSuffix(errIf(len(confs) == 0, "none"), " (make run installs one)"))
+	confErr := f.CNIConfErr
+	if confErr == nil && nets == 0 {
+		confErr = errIf(true, "no network configuration")
+	}
+	installCNI := "vc-cri config install-cni"
+	if configPath != defaultConfigPath {
+		installCNI += " --config " + configPath
+	}
+	add("cni config", confErr == nil, installCNI+" (a bridge network with host-local addresses and portmap)",
+		"%s: %d network(s)%s", cfg.CNI.ConfDir, nets, errSuffix(confErr))
 
-	fs, _ := os.ReadFile("/proc/filesystems")
-	add("overlay", strings.Contains(string(fs), "\toverlay\n"), "overlayfs for container roots%s", errSuffix(errIf(!strings.Contains(string(fs), "\toverlay\n"), "not in /proc/filesystems"), " (modprobe overlay)"))
-	tunErr := fileCheck("/dev/net/tun")
-	add("tap", tunErr == nil, "/dev/net/tun%s", errSuffix(tunErr, ""))
+	add("overlay", f.Overlay, "modprobe overlay", "overlayfs for container roots%s", errSuffix(errIf(!f.Overlay, "not in /proc/filesystems")))
+	add("tap", f.TunErr == nil, "modprobe tun (or: mkdir -p /dev/net && mknod /dev/net/tun c 10 200)", "/dev/net/tun%s", errSuffix(f.TunErr))
 	// Containers' cgroups live in their guest; the host's only matter to
 	// whoever confines QEMU itself.
-	add("cgroups", true, "containers use their guest's cgroup v2; host: %s", hostCgroups())
+	add("cgroups", true, "", "containers use their guest's cgroup v2; host: %s", f.Cgroup)
 	return results
 }
 
-// printChecks writes the report and tells whether every check passed.
+// printChecks writes the report, each failing line followed by its fix,
+// and tells whether every check passed.
 func printChecks(w io.Writer, results []checkResult) bool {
 	all := true
 	for _, r := range results {
@@ -78,22 +90,11 @@ func printChecks(w io.Writer, results []checkResult) bool {
 			mark, all = "FAIL", false
 		}
 		fmt.Fprintf(w, "%s %-13s %s\n", mark, r.what, r.detail)
-	}
-	return all
-}
-
-func fileCheck(path string) error {
-	_, err := os.Stat(path)
-	return err
-}
-
-func inAnyDir(dirs []string, name string) bool {
-	for _, d := range dirs {
-		if fileCheck(filepath.Join(d, name)) == nil {
-			return true
+		if !r.ok && r.fix != "" {
+			fmt.Fprintf(w, "     %-13s %s\n", "fix:", r.fix)
 		}
 	}
-	return false
+	return all
 }
 
 func errIf(cond bool, msg string) error {
@@ -103,19 +104,9 @@ func errIf(cond bool, msg string) error {
 	return nil
 }
 
-func errSuffix(err error, hint string) string {
+func errSuffix(err error) string {
 	if err == nil {
 		return ""
 	}
-	return ": " + err.Error() + hint
-}
-
-func hostCgroups() string {
-	switch {
-	case fileCheck("/sys/fs/cgroup/cgroup.controllers") == nil:
-		return "cgroup v2"
-	case fileCheck("/sys/fs/cgroup/memory") == nil:
-		return "cgroup v1"
-	}
-	return "none mounted"
+	return ": " + err.Error()
 }

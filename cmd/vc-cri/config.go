@@ -29,6 +29,9 @@ type Config struct {
 	// StreamingAddress is where exec, attach and port-forward streams are
 	// served (host:port; port 0 picks one).
 	StreamingAddress string `toml:"streaming_address"`
+	// MetricsAddress is where the daemon's Prometheus metrics are served
+	// (host:port, at /metrics); empty: no metrics.
+	MetricsAddress string `toml:"metrics_address"`
 
 	VM    VMConfig    `toml:"vm"`
 	CNI   CNIConfig   `toml:"cni"`

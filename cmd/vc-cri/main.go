@@ -42,6 +42,7 @@ type flags struct {
 	cniBinDirs       []string
 	registriesConf   string
 	streamingAddress string
+	metricsAddress   string
 	logLevel         int
 }
 
@@ -74,6 +75,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringSliceVar(&f.cniBinDirs, "cni-bin-dir", nil, "CNI plugin directories")
 	pf.StringVar(&f.registriesConf, "registries-conf", "", "containers-registries.conf(5) file")
 	pf.StringVar(&f.streamingAddress, "streaming-address", "", "address of the exec/attach/port-forward server")
+	pf.StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus metrics on host:port (/metrics)")
 	pf.IntVar(&f.logLevel, "log-level", -1, "klog verbosity, 0 to 10")
 
 	root.AddCommand(&cobra.Command{
@@ -84,12 +86,26 @@ func newRootCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if !printChecks(cmd.OutOrStdout(), checkHost(cmd.Context(), cfg)) {
+			if !printChecks(cmd.OutOrStdout(), checkHost(cmd.Context(), cfg, f.config)) {
 				return fmt.Errorf("host is not ready")
 			}
 			return nil
 		},
 	})
+	var envFormat string
+	envCmd := &cobra.Command{
+		Use:   "env",
+		Short: "Print the effective configuration, the host's facts and the versions (for bug reports)",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := f.load(cmd)
+			if err != nil {
+				return err
+			}
+			return writeEnv(cmd.OutOrStdout(), buildEnv(cmd.Context(), cfg, f.config), envFormat)
+		},
+	}
+	envCmd.Flags().StringVarP(&envFormat, "output", "o", "toml", "toml or json")
+	root.AddCommand(envCmd)
 	configCmd := &cobra.Command{Use: "config", Short: "Configuration"}
 	configCmd.AddCommand(&cobra.Command{
 		Use:   "default",
@@ -138,6 +154,7 @@ func (f *flags) load(cmd *cobra.Command) (*Config, error) {
 	set(&cfg.CNI.ConfDir, f.cniConfDir)
 	set(&cfg.Image.RegistriesConf, f.registriesConf)
 	set(&cfg.StreamingAddress, f.streamingAddress)
+	set(&cfg.MetricsAddress, f.metricsAddress)
 	if len(f.cniBinDirs) > 0 {
 		cfg.CNI.BinDirs = f.cniBinDirs
 	}

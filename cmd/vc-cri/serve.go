@@ -17,6 +17,7 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/cri"
 	"github.com/vc-cri/vc-cri/pkg/cri/images"
 	"github.com/vc-cri/vc-cri/pkg/image"
+	"github.com/vc-cri/vc-cri/pkg/metrics"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -64,16 +65,35 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	gs := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor, svc.ResolveIDs),
-		grpc.ChainStreamInterceptor(cri.StreamInterceptor),
-	)
+	unary := []grpc.UnaryServerInterceptor{cri.UnaryInterceptor, svc.ResolveIDs}
+	stream := []grpc.StreamServerInterceptor{cri.StreamInterceptor}
+	var m *metrics.Metrics
+	if cfg.MetricsAddress != "" {
+		// First in the chain: it sees the status codes clients see.
+		m = metrics.New(metrics.Options{
+			Version: cri.RuntimeVersion,
+			Source:  metricsSource{svc: svc, sandboxDir: sandbox.StateRoot, procDir: "/proc"},
+		})
+		unary = append([]grpc.UnaryServerInterceptor{m.UnaryInterceptor}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{m.StreamInterceptor}, stream...)
+	}
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	runtime.RegisterRuntimeServiceServer(gs, svc)
 	runtime.RegisterImageServiceServer(gs, images.NewService(imgs))
 
-	errc := make(chan error, 2)
+	var ml net.Listener
+	if m != nil {
+		if ml, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			return fmt.Errorf("metrics_address: %w", err)
+		}
+	}
+
+	errc := make(chan error, 3)
 	go func() { errc <- svc.Start(ctx) }()
 	go func() { errc <- gs.Serve(l) }()
+	if m != nil {
+		go func() { errc <- m.ServeListener(ctx, ml) }()
+	}
 	klog.InfoS("vc-cri serving", "socket", socket, "state", cfg.State, "root", cfg.Root)
 	select {
 	case <-ctx.Done():
