@@ -38,8 +38,15 @@ func (s *Service) checkRunning(id string) error {
 	return nil
 }
 
-// execStartTimeout bounds the start of an exec in the guest.
-const execStartTimeout = time.Minute
+const (
+	// execStartTimeout bounds the start of an exec in the guest.
+	execStartTimeout = time.Minute
+	// execKillTimeout bounds the kill of an exec whose caller gave up.
+	execKillTimeout = 5 * time.Second
+	// execDrainTimeout bounds the wait for an exec's output after it
+	// exited: a child it left behind may hold its output open forever.
+	execDrainTimeout = 2 * time.Second
+)
 
 // exec runs cmd in the container with the given streams and returns its
 // exit code.
@@ -62,7 +69,9 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 		return 0, err
 	}
 	kill := func() {
-		_ = sandbox.SignalProcess(context.WithoutCancel(ctx), c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+		killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execKillTimeout)
+		defer cancel()
+		_ = sandbox.SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
 	}
 	if ctx.Err() != nil {
 		kill()
@@ -99,13 +108,21 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	copies.Add(2)
 	go copyOut(writerOrNil(out), stdout)
 	go copyOut(writerOrNil(errw), stderr)
+	drained := make(chan struct{})
+	go func() { copies.Wait(); close(drained) }()
 	code, err := sandbox.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.
 		kill()
 		return 0, err
 	}
-	copies.Wait()
+	select {
+	case <-drained:
+	case <-time.After(execDrainTimeout):
+		// Cancelling ctx ends the output streams.
+		cancel()
+		<-drained
+	}
 	return code, nil
 }
 

@@ -166,15 +166,30 @@ func stopContainerProcesses(ctx context.Context, ag guestAgent, ls *lockedSandbo
 	recordExit(c, exit)
 }
 
+// recordExit records the guest's report of a container's end. The report
+// is the guest's word: a missing one is an unknown exit (code 255), and
+// its time is kept between the container's start and now, the host's
+// clock.
 func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
 	c.State = State{StateStopped}
-	c.ExitCode = exit.ExitCode
-	c.OOMKilled = exit.OomKilled
-	c.FinishedAt = time.Unix(0, exit.ExitedAtUnixNano)
-	if exit.ExitedAtUnixNano == 0 {
-		c.FinishedAt = time.Now()
+	c.ExitCode = exit.GetExitCode()
+	if exit == nil {
+		c.ExitCode = unknownExitCode
+	}
+	c.OOMKilled = exit.GetOomKilled()
+	now := time.Now()
+	c.FinishedAt = time.Unix(0, exit.GetExitedAtUnixNano())
+	if exit.GetExitedAtUnixNano() == 0 || c.FinishedAt.After(now) {
+		c.FinishedAt = now
+	}
+	if c.FinishedAt.Before(c.StartTime) {
+		c.FinishedAt = c.StartTime
 	}
 }
+
+// unknownExitCode is the exit code of a container whose end the guest
+// did not report.
+const unknownExitCode = 255
 
 func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
 	if c.State.State == StateRunning {
