@@ -35,15 +35,22 @@ func (p *proc) exited() bool {
 	}
 }
 
-// startProc starts cmd in its own session (so it survives the daemon and
-// its process group's signals), inside the network namespace at netnsPath
-// when set, and reaps it when it exits.
+// startProc starts cmd (QEMU) in its own session (so it survives the
+// daemon and its process group's signals), inside the network namespace
+// at netnsPath when set, confined (see confine) to the capabilities its
+// command line needs, and reaps it when it exits.
 func startProc(cmd *exec.Cmd, netnsPath string) (*proc, error) {
+	return startConfined(cmd, netnsPath, qemuCaps(cmd.Args))
+}
+
+// startConfined starts cmd as startProc does, with the capability
+// bounding set cut to keep.
+func startConfined(cmd *exec.Cmd, netnsPath string, keep []uintptr) (*proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid = true
-	if err := startInNetNS(cmd, netnsPath); err != nil {
+	if err := startOnThread(cmd, netnsPath, keep); err != nil {
 		return nil, err
 	}
 	p := &proc{pid: cmd.Process.Pid, done: make(chan struct{})}
@@ -60,38 +67,76 @@ func startProc(cmd *exec.Cmd, netnsPath string) (*proc, error) {
 	return p, nil
 }
 
-// startInNetNS forks cmd from an OS thread switched into the namespace:
-// a child inherits its parent thread's network namespace.
-func startInNetNS(cmd *exec.Cmd, path string) error {
-	if path == "" {
-		return cmd.Start()
+// startOnThread forks cmd from an OS thread of its own, switched into
+// the network namespace at path (a child inherits its parent thread's)
+// and confined: capabilities and no_new_privs are per thread too. The
+// thread is never given back to the runtime: its goroutine exits
+// locked, which ends the thread.
+func startOnThread(cmd *exec.Cmd, path string, keep []uintptr) error {
+	var target netns.NsHandle = -1
+	if path != "" {
+		var err error
+		if target, err = netns.GetFromPath(path); err != nil {
+			return fmt.Errorf("open netns %s: %w", path, err)
+		}
+		defer target.Close()
 	}
-	target, err := netns.GetFromPath(path)
-	if err != nil {
-		return fmt.Errorf("open netns %s: %w", path, err)
-	}
-	defer target.Close()
 	errc := make(chan error, 1)
 	go func() {
-		// Never unlocked unless the thread is back in its namespace: a
-		// goroutine that exits locked takes its thread down with it.
 		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			errc <- fmt.Errorf("get current netns: %w", err)
-			return
+		if target != -1 {
+			if err := netns.Set(target); err != nil {
+				errc <- fmt.Errorf("enter netns %s: %w", path, err)
+				return
+			}
 		}
-		defer orig.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- fmt.Errorf("enter netns %s: %w", path, err)
+		if err := confine(keep); err != nil {
+			errc <- err
 			return
 		}
 		errc <- cmd.Start()
-		if netns.Set(orig) == nil {
-			runtime.UnlockOSThread()
-		}
 	}()
 	return <-errc
+}
+
+// confine cuts the calling thread's capability bounding set (and its
+// inheritable and ambient sets) to keep and sets no_new_privs, so that
+// the process it starts next, though root, holds only keep and can
+// never gain more (no setuid binary, no file capability).
+func confine(keep []uintptr) error {
+	keepSet := map[uintptr]bool{}
+	for _, c := range keep {
+		keepSet[c] = true
+	}
+	for c := uintptr(0); c <= unix.CAP_LAST_CAP; c++ {
+		if keepSet[c] {
+			continue
+		}
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil && err != unix.EINVAL {
+			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
+		return fmt.Errorf("clear ambient capabilities: %w", err)
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capget: %w", err)
+	}
+	var inh [2]uint32
+	for _, c := range keep {
+		inh[c/32] |= 1 << (c % 32)
+	}
+	data[0].Inheritable &= inh[0]
+	data[1].Inheritable &= inh[1]
+	if err := unix.Capset(&hdr, &data[0]); err != nil {
+		return fmt.Errorf("capset: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
 }
 
 // findProc watches the running process pid if match accepts its command

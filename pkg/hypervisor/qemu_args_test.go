@@ -1,10 +1,14 @@
 package hypervisor
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // values returns the value after each occurrence of flag.
@@ -57,7 +61,7 @@ func TestQemuArgsDefaults(t *testing.T) {
 		t.Errorf("-device = %q, want %q", got, wantDevices)
 	}
 	wantChardevs := []string{
-		"file,id=console0,path=" + sd + "/console.log",
+		"ringbuf,id=console0,size=65536",
 		"socket,id=agent0,path=" + sd + "/agent.sock,server=on,wait=off",
 	}
 	if got := values(args, "-chardev"); !slices.Equal(got, wantChardevs) {
@@ -154,7 +158,7 @@ func TestQemuArgsVirtioFS(t *testing.T) {
 			t.Errorf("%s = %q, want %s among them", flag, got, want)
 		}
 	}
-	wantd := []string{"--socket-path=" + c.StateDir + "/virtiofsd.sock", "-o", "source=" + c.SharedDir, "-o", "cache=auto"}
+	wantd := []string{"--socket-path=" + c.StateDir + "/virtiofsd.sock", "-o", "source=" + c.SharedDir, "-o", "cache=auto", "-o", "modcaps=-mknod"}
 	if got := virtiofsdArgs(c); !slices.Equal(got, wantd) {
 		t.Errorf("virtiofsd args %q, want %q", got, wantd)
 	}
@@ -199,5 +203,63 @@ func TestFDNetDevices(t *testing.T) {
 	}
 	if files := netFiles(c); len(files) != 1 || files[0] != f {
 		t.Fatalf("netFiles %v, want the one file", files)
+	}
+}
+
+func TestQemuArgsConfined(t *testing.T) {
+	c := validConfig(t)
+	args := qemuArgs(c, AccelTCG, hostCaps{})
+	if got := values(args, "-sandbox"); !slices.Equal(got, []string{"on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"}) {
+		t.Errorf("-sandbox = %q", got)
+	}
+	caps := qemuCaps(args)
+	if slices.Contains(caps, unix.CAP_SYS_ADMIN) || slices.Contains(caps, unix.CAP_MKNOD) ||
+		slices.Contains(caps, unix.CAP_NET_ADMIN) || slices.Contains(caps, unix.CAP_IPC_LOCK) || len(caps) != 4 {
+		t.Errorf("QEMU keeps %v", caps)
+	}
+	c.Mlock, c.Realtime = true, true
+	c.NetDevices = []NetDevice{{TapName: "tap0", MAC: "02:00:00:00:00:01"}}
+	caps = qemuCaps(qemuArgs(c, AccelTCG, hostCaps{}))
+	if !slices.Contains(caps, unix.CAP_IPC_LOCK) || !slices.Contains(caps, unix.CAP_NET_ADMIN) {
+		t.Errorf("with mem-lock and a tap by name, QEMU keeps %v", caps)
+	}
+	// Debug: the console in a file; otherwise a bounded ring.
+	c.Debug = true
+	if got := values(qemuArgs(c, AccelTCG, hostCaps{}), "-chardev"); !slices.Contains(got, "file,id=console0,path="+c.StateDir+"/console.log") {
+		t.Errorf("debug console: %q", got)
+	}
+}
+
+// TestConfine checks a confined child's capabilities and no_new_privs.
+func TestConfine(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	cmd := exec.Command("grep", "-E", "^(CapBnd|CapPrm|CapEff|CapInh|CapAmb|NoNewPrivs)", "/proc/self/status")
+	var out strings.Builder
+	cmd.Stdout = &out
+	p, err := startConfined(cmd, "", []uintptr{unix.CAP_CHOWN, unix.CAP_FOWNER})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	want := fmt.Sprintf("%016x", 1<<unix.CAP_CHOWN|1<<unix.CAP_FOWNER)
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		k, v, _ := strings.Cut(l, ":")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "CapBnd", "CapPrm", "CapEff":
+			if v != want {
+				t.Errorf("%s = %s, want %s", k, v, want)
+			}
+		case "CapInh", "CapAmb":
+			if strings.Trim(v, "0") != "" {
+				t.Errorf("%s = %s, want none", k, v)
+			}
+		case "NoNewPrivs":
+			if v != "1" {
+				t.Errorf("NoNewPrivs = %s", v)
+			}
+		}
 	}
 }
