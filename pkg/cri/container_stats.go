@@ -57,19 +57,16 @@ func (s *Service) containerStats(ctx context.Context, c containerRecord) (*runti
 }
 
 // ListContainerStats reports the usage of the containers that pass the
-// filter.
+// filter. The guests are asked at once; a container whose guest does not
+// answer in time, or that exited meanwhile, is left out.
 func (s *Service) ListContainerStats(ctx context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
-	resp := &runtime.ListContainerStatsResponse{}
+	var match []containerRecord
 	for _, c := range s.containers.List() {
 		if f != nil && ((f.Id != "" && c.ID != f.Id) || (f.PodSandboxId != "" && c.PodID != f.PodSandboxId) || !matchLabels(f.LabelSelector, c.Config.Labels)) {
 			continue
 		}
-		st, err := s.containerStats(ctx, c)
-		if err != nil {
-			continue // it may have exited meanwhile
-		}
-		resp.Stats = append(resp.Stats, st)
+		match = append(match, c)
 	}
-	return resp, nil
+	return &runtime.ListContainerStatsResponse{Stats: gatherStats(ctx, match, s.containerStats)}, nil
 }

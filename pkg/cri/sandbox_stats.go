@@ -12,10 +12,16 @@ func (s *Service) PodSandboxStats(ctx context.Context, req *runtime.PodSandboxSt
 	if err != nil {
 		return nil, err
 	}
-	return &runtime.PodSandboxStatsResponse{Stats: s.podStats(ctx, pod)}, nil
+	st, err := s.podStats(ctx, pod)
+	if err != nil {
+		return nil, err
+	}
+	return &runtime.PodSandboxStatsResponse{Stats: st}, nil
 }
 
-func (s *Service) podStats(ctx context.Context, pod podRecord) *runtime.PodSandboxStats {
+// podStats sums the pod's containers' usage; it fails only when ctx
+// ended before the guest answered.
+func (s *Service) podStats(ctx context.Context, pod podRecord) (*runtime.PodSandboxStats, error) {
 	linux := &runtime.LinuxPodSandboxStats{}
 	var cpu, mem, rss, pids uint64
 	var ts int64
@@ -40,23 +46,28 @@ func (s *Service) podStats(ctx context.Context, pod podRecord) *runtime.PodSandb
 	linux.Cpu = &runtime.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: &runtime.UInt64Value{Value: cpu}}
 	linux.Memory = &runtime.MemoryUsage{Timestamp: ts, WorkingSetBytes: &runtime.UInt64Value{Value: mem}, RssBytes: &runtime.UInt64Value{Value: rss}}
 	linux.Process = &runtime.ProcessUsage{Timestamp: ts, ProcessCount: &runtime.UInt64Value{Value: pids}}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	return &runtime.PodSandboxStats{
 		Attributes: &runtime.PodSandboxAttributes{
 			Id: pod.ID, Metadata: pod.Config.Metadata, Labels: pod.Config.Labels, Annotations: pod.Config.Annotations,
 		},
 		Linux: linux,
-	}
+	}, nil
 }
 
 // ListPodSandboxStats reports the usage of the pods that pass the filter.
+// The guests are asked at once; a pod whose guest does not answer in time
+// is left out.
 func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
-	resp := &runtime.ListPodSandboxStatsResponse{}
+	var match []podRecord
 	for _, p := range s.pods.List() {
 		if f != nil && ((f.Id != "" && p.ID != f.Id) || !matchLabels(f.LabelSelector, p.Config.Labels)) {
 			continue
 		}
-		resp.Stats = append(resp.Stats, s.podStats(ctx, p))
+		match = append(match, p)
 	}
-	return resp, nil
+	return &runtime.ListPodSandboxStatsResponse{Stats: gatherStats(ctx, match, s.podStats)}, nil
 }
