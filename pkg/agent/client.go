@@ -6,15 +6,51 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"path"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
+
+// The guest is untrusted: it may own its kernel and answer anything.
+// What it answers is bounded here, before the rest of the host sees it:
+// each reply's size (MaxReply, MaxSmallReply for the calls whose answers
+// are small), its headers (MaxHeaderList), the streams it may open
+// towards the host (none: accepted and closed at once, behind a backlog
+// of acceptBacklog), and its errors, which become the host's own
+// (hostError).
+const (
+	// MaxReply bounds any message the agent sends.
+	MaxReply = 1 << 20
+	// MaxSmallReply bounds the replies of smallReplies.
+	MaxSmallReply = 64 << 10
+	// MaxHeaderList bounds the headers and trailers of a reply.
+	MaxHeaderList = 16 << 10
+	// MaxErrorMessage bounds the guest's words in a host error.
+	MaxErrorMessage = 1 << 10
+
+	acceptBacklog = 4
+)
+
+// smallReplies are the calls whose replies are a few fields or numbers.
+var smallReplies = map[string]bool{
+	protocol.Agent_Check_FullMethodName:          true,
+	protocol.Agent_GuestDetails_FullMethodName:   true,
+	protocol.Agent_StatsContainer_FullMethodName: true,
+	protocol.Agent_WaitProcess_FullMethodName:    true,
+	protocol.Agent_ProcessStatus_FullMethodName:  true,
+}
 
 // Client is a connection to one guest agent. Its embedded AgentClient
 // carries the protocol's calls.
@@ -35,16 +71,21 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	session, err := yamux.Client(conn, protocol.YamuxConfig())
+	session, err := yamux.Client(conn, hostYamuxConfig())
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("agent link: %w", err)
 	}
+	go refuseStreams(session)
 	gc, err := grpc.NewClient("passthrough:///vc-agent",
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
 			return session.Open()
 		}),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReply)),
+		grpc.WithMaxHeaderListSize(MaxHeaderList),
+		grpc.WithChainUnaryInterceptor(boundUnary),
+		grpc.WithChainStreamInterceptor(boundStream),
 	)
 	if err != nil {
 		session.Close()
@@ -56,6 +97,93 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		return nil, fmt.Errorf("agent at %s did not answer: %w", socketPath, err)
 	}
 	return c, nil
+}
+
+// hostYamuxConfig is the shared configuration with a small backlog: the
+// host accepts no stream from the guest.
+func hostYamuxConfig() *yamux.Config {
+	cfg := protocol.YamuxConfig()
+	cfg.AcceptBacklog = acceptBacklog
+	return cfg
+}
+
+// refuseStreams closes every stream the guest opens, until the session
+// ends: unaccepted, each would hold a buffer of the host's.
+func refuseStreams(session *yamux.Session) {
+	for {
+		st, err := session.AcceptStream()
+		if err != nil {
+			return
+		}
+		_ = st.Close()
+	}
+}
+
+func boundUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if smallReplies[method] {
+		opts = append(opts, grpc.MaxCallRecvMsgSize(MaxSmallReply))
+	}
+	return hostError(ctx, method, invoker(ctx, method, req, reply, cc, opts...))
+}
+
+func boundStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	cs, err := streamer(ctx, desc, cc, method, opts...)
+	if err != nil {
+		return nil, hostError(ctx, method, err)
+	}
+	return &boundClientStream{ClientStream: cs, ctx: ctx, method: method}, nil
+}
+
+// boundClientStream words a stream's errors as the host's.
+type boundClientStream struct {
+	grpc.ClientStream
+	ctx    context.Context // the stream's own: read, never kept beyond it
+	method string
+}
+
+func (s *boundClientStream) RecvMsg(m any) error {
+	return hostError(s.ctx, s.method, s.ClientStream.RecvMsg(m))
+}
+
+func (s *boundClientStream) SendMsg(m any) error {
+	return hostError(s.ctx, s.method, s.ClientStream.SendMsg(m))
+}
+
+func (s *boundClientStream) CloseSend() error {
+	return hostError(s.ctx, s.method, s.ClientStream.CloseSend())
+}
+
+// hostError turns an error of a call to the agent into the host's: the
+// caller's own cancellation or deadline keeps its code; anything else,
+// whatever code the guest chose, is Unknown, with the guest's message
+// cut to MaxErrorMessage bytes of printable text. io.EOF, the end of a
+// stream, stays as it is.
+func hostError(ctx context.Context, method string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	st, _ := status.FromError(err)
+	return status.Errorf(codes.Unknown, "agent %s: %s", path.Base(method), sanitize(st.Message(), MaxErrorMessage))
+}
+
+// sanitize keeps at most max bytes of valid UTF-8 from msg, without
+// control characters.
+func sanitize(msg string, max int) string {
+	var b strings.Builder
+	for _, r := range strings.ToValidUTF8(msg, "\uFFFD") {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+			continue
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			b.WriteString("...")
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func dialUnix(ctx context.Context, path string) (net.Conn, error) {
