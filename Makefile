@@ -13,6 +13,7 @@ TAGS        := containers_image_openpgp exclude_graphdriver_btrfs
 GOTAGS      := -tags "$(TAGS)"
 PREFIX      ?= /usr/local
 GUEST_DIR   ?= /var/lib/vc-cri/guest
+SYSTEMD_DIR ?= /etc/systemd/system
 
 export PATH := $(TOOLS):$(PATH)
 export VC_GUEST_DIR := $(GUEST)
@@ -46,10 +47,21 @@ proto:
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative \
 		pkg/agent/protocol/agent.proto
 
+# Also crictl with an /etc/crictl.yaml for vc-cri's socket (unless one
+# exists), and the systemd unit, enabled (not started) when systemd runs.
 install: build guest
 	install -d $(GUEST_DIR) $(PREFIX)/bin
 	install -m 0644 $(GUEST)/vmlinux $(GUEST)/vmlinuz $(GUEST)/initramfs.cpio $(GUEST_DIR)/
 	install -m 0755 $(BIN)/vc-cri $(PREFIX)/bin/vc-cri
+	./hack/install-crictl.sh $(PREFIX)
+	install -d $(SYSTEMD_DIR)
+	sed 's|/usr/local/bin/vc-cri|$(PREFIX)/bin/vc-cri|' hack/vc-cri.service >$(SYSTEMD_DIR)/vc-cri.service
+	@if [ -d /run/systemd/system ]; then \
+		systemctl daemon-reload && systemctl enable vc-cri.service && \
+		echo "vc-cri.service enabled: systemctl start vc-cri (make run starts it in the foreground instead)"; \
+	else \
+		echo "systemd is not running: $(SYSTEMD_DIR)/vc-cri.service installed, not enabled"; \
+	fi
 
 # Starts vc-cri in the foreground with its embedded defaults.
 run: deps install
@@ -71,6 +83,11 @@ test-go: guest
 
 e2e: build guest
 	./test/e2e/run.sh
+
+# The README's quick start, word for word, on a private daemon.
+.PHONY: quickstart
+quickstart: build guest
+	./test/quickstart/run.sh
 
 critest: build guest
 	CRITEST_PARALLEL=2 ./test/critest/run.sh
