@@ -1,6 +1,7 @@
 package sandbox_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"os"
@@ -45,7 +46,11 @@ try rootfs-write touch $S/hostile/rootfs/written-by-guest
 try volume-write sh -c "echo guest > /data/written-by-guest"
 try volume-mknod mknod /data/null c 1 3
 try volume-open-dev sh -c "mknod /data/zero c 1 5; head -c 1 /data/zero >/dev/null"
+try rm-passwd rm -f /etc/passwd /etc/group
+try symlink-passwd ln -s $VICTIM/fifo /etc/passwd
+try symlink-group ln -s /dev/watchdog /etc/group
 echo done
+exec sleep 1000
 `
 
 // TestHostileGuestShare plays a guest that owns its kernel against the
@@ -70,6 +75,10 @@ func TestHostileGuestShare(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(victim, "keep"), []byte("host"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// A host FIFO the guest aims /etc/passwd at: opening it would block.
+	if err := unix.Mkfifo(filepath.Join(victim, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	volume := t.TempDir()
 	if err := os.WriteFile(filepath.Join(volume, "host-file"), []byte("host"), 0o644); err != nil {
 		t.Fatal(err)
@@ -91,6 +100,7 @@ func TestHostileGuestShare(t *testing.T) {
 		ID:     "hostile",
 		RootFs: rootfs,
 		Cmd: vc.Cmd{
+			User:         "root",
 			Args:         []string{"sh", "-c", hostileScript},
 			Envs:         []vc.EnvVar{{Var: "PATH", Value: "/bin:/usr/bin"}, {Var: "VICTIM", Value: victim}},
 			Capabilities: vc.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps},
@@ -117,22 +127,48 @@ func TestHostileGuestShare(t *testing.T) {
 	if _, err := vc.StartSandbox(s.ID()); err != nil {
 		t.Fatalf("StartSandbox: %v", err)
 	}
-	b, _ := io.ReadAll(stdout)
 	got := map[string]string{}
-	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if k, v, ok := strings.Cut(l, " "); ok {
+	var b strings.Builder
+	for sc := bufio.NewScanner(stdout); sc.Scan() && sc.Text() != "done"; {
+		b.WriteString(sc.Text() + "\n")
+		if k, v, ok := strings.Cut(sc.Text(), " "); ok {
 			got[k] = v
 		}
 	}
-	t.Logf("guest:\n%s", b)
+	t.Logf("guest:\n%s", b.String())
 	want := map[string]string{
 		"see": "ok", "top-symlink": "refused", "rename-container": "refused", "replace-rootfs": "refused",
 		"mounts-symlink": "refused", "rootfs-write": "ok", "volume-write": "ok", "volume-open-dev": "refused",
+		"symlink-passwd": "ok", "symlink-group": "ok",
 	}
 	for k, v := range want {
 		if got[k] != v {
 			t.Errorf("guest %s: %q, want %q", k, got[k], v)
 		}
+	}
+	// The user was resolved at create: an exec needs no /etc/passwd, and
+	// one naming a user fails at once on the guest's symlink to a host
+	// FIFO (the unit tests plant a FIFO itself: 9p makes none).
+	execCtx, cancelExec := context.WithTimeout(ctx, time.Minute)
+	defer cancelExec()
+	_, _, p, err := vc.EnterContainer(s.ID(), "hostile", vc.Cmd{Args: []string{"id", "-u"}})
+	if err != nil {
+		t.Fatalf("exec after the guest planted a FIFO at /etc/passwd: %v", err)
+	}
+	_, out, _, err := vc.IOStream(execCtx, s.ID(), "hostile", p.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idOut, _ := io.ReadAll(out)
+	if code, err := vc.WaitProcess(execCtx, s.ID(), "hostile", p.Token); err != nil || code != 0 || string(idOut) != "0\n" {
+		t.Errorf("exec id -u: %q, %d, %v", idOut, code, err)
+	}
+	start := time.Now()
+	if _, _, _, err := vc.EnterContainer(s.ID(), "hostile", vc.Cmd{Args: []string{"id"}, User: "daemon"}); err == nil {
+		t.Error("exec as a named user over the guest's symlinked passwd succeeded")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("exec as a named user took %v", d)
 	}
 	// volume-dir-symlink is the guest's right inside its own volume; the
 	// host never resolves it.
@@ -152,7 +188,7 @@ func TestHostileGuestShare(t *testing.T) {
 		t.Error("the host mount the guest aimed at was detached")
 	}
 	entries, _ := os.ReadDir(victim)
-	if len(entries) != 1 {
+	if len(entries) != 2 {
 		t.Errorf("victim holds %d entries, want only its own", len(entries))
 	}
 	if b, err := os.ReadFile(filepath.Join(volume, "host-file")); err != nil || string(b) != "host" {

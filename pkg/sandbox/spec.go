@@ -1,14 +1,18 @@
 package sandbox
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"path/filepath"
+	"os"
 	"strconv"
 
 	"github.com/moby/sys/user"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate"
+
+	"github.com/vc-cri/vc-cri/internal/safemount"
 )
 
 // containerSpec builds the OCI spec the agent runs: the CustomSpec, or
@@ -18,6 +22,11 @@ func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, erro
 	g, err := baseSpec(c)
 	if err != nil {
 		return nil, err
+	}
+	// Before the guest has seen the rootfs: from here on its /etc/passwd
+	// is the guest's.
+	if err := freezeUser(c); err != nil {
+		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
 	root, err := share.shareRootfs(c.RootFs)
 	if err != nil {
@@ -155,43 +164,139 @@ func isZeroResources(r specs.LinuxResources) bool {
 		len(r.HugepageLimits) == 0 && len(r.Devices) == 0 && len(r.Unified) == 0
 }
 
-// setUser resolves Cmd's user and groups, names or numbers, against the
-// container's own /etc/passwd and /etc/group, as runc does.
+// maxUserFile bounds the /etc/passwd and /etc/group the host reads.
+const maxUserFile = 4 << 20
+
+// execUser is a resolved user: numbers only.
+type execUser struct {
+	uid, gid uint32
+	sgids    []uint32
+}
+
+// freezeUser resolves the container's user and groups once, at create,
+// and keeps them as numbers: every exec reuses them, and the host never
+// reads the container's /etc/passwd again once the guest can write it.
+func freezeUser(c *ContainerConfig) error {
+	u, err := resolveUser(c.RootFs, c.Cmd)
+	if err != nil || u == nil {
+		return err
+	}
+	c.Cmd.User = strconv.FormatUint(uint64(u.uid), 10)
+	c.Cmd.PrimaryGroup = strconv.FormatUint(uint64(u.gid), 10)
+	c.Cmd.SupplementaryGroups = nil
+	for _, g := range u.sgids {
+		c.Cmd.SupplementaryGroups = append(c.Cmd.SupplementaryGroups, strconv.FormatUint(uint64(g), 10))
+	}
+	return nil
+}
+
+// setUser applies Cmd's user and groups to the spec.
 func setUser(g *generate.Generator, rootfs string, cmd Cmd) error {
+	u, err := resolveUser(rootfs, cmd)
+	if err != nil || u == nil {
+		return err
+	}
+	g.SetProcessUID(u.uid)
+	g.SetProcessGID(u.gid)
+	for _, gid := range u.sgids {
+		g.AddProcessAdditionalGid(gid)
+	}
+	return nil
+}
+
+// resolveUser resolves Cmd's user and groups, names or numbers, against
+// the container's own /etc/passwd and /etc/group, as runc does; nil if
+// Cmd sets none. A user and a group both given as numbers (as
+// freezeUser leaves them) need no file. The files are read below the
+// rootfs without following symlinks, only if regular, never blocking,
+// and of at most maxUserFile bytes.
+func resolveUser(rootfs string, cmd Cmd) (*execUser, error) {
 	spec := cmd.User
 	if cmd.PrimaryGroup != "" {
 		spec += ":" + cmd.PrimaryGroup
 	}
 	if spec == "" && len(cmd.SupplementaryGroups) == 0 {
-		return nil
+		return nil, nil
 	}
-	passwd, _ := user.GetPasswdPath()
-	group, _ := user.GetGroupPath()
-	if rootfs != "" {
-		passwd, group = filepath.Join(rootfs, "etc/passwd"), filepath.Join(rootfs, "etc/group")
+	if uid, ok := number(cmd.User); ok {
+		if gid, ok := number(cmd.PrimaryGroup); ok {
+			u := &execUser{uid: uid, gid: gid}
+			all := true
+			for _, name := range cmd.SupplementaryGroups {
+				sg, ok := number(name)
+				all = all && ok
+				u.sgids = append(u.sgids, sg)
+			}
+			if all {
+				return u, nil
+			}
+		}
+	}
+	passwd, group, err := userFiles(rootfs)
+	if err != nil {
+		return nil, err
 	}
 	defaults := &user.ExecUser{Uid: 0, Gid: 0, Home: "/"}
-	u, err := user.GetExecUserPath(spec, defaults, passwd, group)
+	eu, err := user.GetExecUser(spec, defaults, bytes.NewReader(passwd), bytes.NewReader(group))
 	if err != nil {
-		return fmt.Errorf("user %q: %w: %w", spec, err, ErrInvalidConfig)
+		return nil, fmt.Errorf("user %q: %w: %w", spec, err, ErrInvalidConfig)
 	}
-	g.SetProcessUID(uint32(u.Uid))
-	g.SetProcessGID(uint32(u.Gid))
-	for _, gid := range u.Sgids {
-		g.AddProcessAdditionalGid(uint32(gid))
+	u := &execUser{uid: uint32(eu.Uid), gid: uint32(eu.Gid)}
+	for _, gid := range eu.Sgids {
+		u.sgids = append(u.sgids, uint32(gid))
 	}
 	for _, name := range cmd.SupplementaryGroups {
-		gid, err := strconv.Atoi(name)
-		if err != nil {
-			groups, gerr := user.ParseGroupFileFilter(group, func(gr user.Group) bool { return gr.Name == name })
+		gid, ok := number(name)
+		if !ok {
+			groups, gerr := user.ParseGroupFilter(bytes.NewReader(group), func(gr user.Group) bool { return gr.Name == name })
 			if gerr != nil || len(groups) == 0 {
-				return fmt.Errorf("group %q: not found: %w", name, ErrInvalidConfig)
+				return nil, fmt.Errorf("group %q: not found: %w", name, ErrInvalidConfig)
 			}
-			gid = groups[0].Gid
+			gid = uint32(groups[0].Gid)
 		}
-		g.AddProcessAdditionalGid(uint32(gid))
+		u.sgids = append(u.sgids, gid)
 	}
-	return nil
+	return u, nil
+}
+
+// number parses a user or group ID.
+func number(s string) (uint32, bool) {
+	n, err := strconv.ParseUint(s, 10, 32)
+	return uint32(n), err == nil
+}
+
+// userFiles reads /etc/passwd and /etc/group of rootfs (of the host when
+// rootfs is ""); a missing file reads as empty, as for runc.
+func userFiles(rootfs string) (passwd, group []byte, err error) {
+	if rootfs == "" {
+		pp, _ := user.GetPasswdPath()
+		gp, _ := user.GetGroupPath()
+		passwd, _ = os.ReadFile(pp)
+		group, _ = os.ReadFile(gp)
+		return passwd, group, nil
+	}
+	root, err := safemount.OpenRoot(rootfs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("rootfs %q: %w", rootfs, errors.Join(err, ErrInvalidConfig))
+	}
+	defer root.Close()
+	read := func(rel string) ([]byte, error) {
+		b, err := root.ReadFile(rel, maxUserFile)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("container's /%s: %w", rel, errors.Join(err, ErrInvalidConfig))
+		}
+		return b, nil
+	}
+	if passwd, err = read("etc/passwd"); err != nil {
+		return nil, nil, err
+	}
+	if group, err = read("etc/group"); err != nil {
+		return nil, nil, err
+	}
+	return passwd, group, nil
 }
 
 // addDevice adds a device node of the guest to the container. Host
