@@ -49,6 +49,7 @@ try volume-open-dev sh -c "mknod /data/zero c 1 5; head -c 1 /data/zero >/dev/nu
 try rm-passwd rm -f /etc/passwd /etc/group
 try symlink-passwd ln -s $VICTIM/fifo /etc/passwd
 try symlink-group ln -s /dev/watchdog /etc/group
+try console-flood sh -c "timeout 3 sh -c 'cat /dev/zero > /proc/1/root/dev/ttyS0'; true"
 echo done
 exec sleep 1000
 `
@@ -61,6 +62,12 @@ func TestHostileGuestShare(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	for _, fs := range []string{"virtio-9p", "virtio-fs"} {
+		t.Run(fs, func(t *testing.T) { hostileGuestShare(t, fs) })
+	}
+}
+
+func hostileGuestShare(t *testing.T, sharedFS string) {
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	if out, err := exec.Command("cp", "-a", containerRootfs, rootfs).CombinedOutput(); err != nil {
 		t.Fatalf("copy rootfs: %v: %s", err, out)
@@ -112,7 +119,9 @@ func TestHostileGuestShare(t *testing.T) {
 		},
 		CustomSpec: spec,
 	}
-	s, err := vc.CreateSandbox(qemuConfig(t, ctr))
+	cfg := qemuConfig(t, ctr)
+	cfg.HypervisorConfig.SharedFS = sharedFS
+	s, err := vc.CreateSandbox(cfg)
 	if err != nil {
 		t.Fatalf("CreateSandbox: %v", err)
 	}
@@ -139,7 +148,7 @@ func TestHostileGuestShare(t *testing.T) {
 	want := map[string]string{
 		"see": "ok", "top-symlink": "refused", "rename-container": "refused", "replace-rootfs": "refused",
 		"mounts-symlink": "refused", "rootfs-write": "ok", "volume-write": "ok", "volume-open-dev": "refused",
-		"symlink-passwd": "ok", "symlink-group": "ok",
+		"symlink-passwd": "ok", "symlink-group": "ok", "console-flood": "ok",
 	}
 	for k, v := range want {
 		if got[k] != v {
@@ -170,6 +179,13 @@ func TestHostileGuestShare(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("exec as a named user took %v", d)
 	}
+	// The console went to a ring buffer in QEMU: no file grew.
+	_ = filepath.WalkDir(vc.StateRoot, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == "console.log" {
+			t.Errorf("console file %s without debug", p)
+		}
+		return nil
+	})
 	// volume-dir-symlink is the guest's right inside its own volume; the
 	// host never resolves it.
 	if _, err := vc.StopSandbox(s.ID()); err != nil {
