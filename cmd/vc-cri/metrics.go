@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/vc-cri/vc-cri/pkg/cni"
 	"github.com/vc-cri/vc-cri/pkg/metrics"
 )
 
@@ -77,4 +79,17 @@ func countVMs(procDir, dir string) int {
 		}
 	}
 	return n
+}
+
+// timedNetwork is the pod network, its setup time recorded as the pod
+// start's network phase.
+type timedNetwork struct {
+	*cni.Manager
+}
+
+func (n timedNetwork) Setup(ctx context.Context, pod cni.PodNetwork) (*cni.Result, error) {
+	start := time.Now()
+	res, err := n.Manager.Setup(ctx, pod)
+	metrics.RecordPhase(ctx, metrics.PhaseNetwork, time.Since(start))
+	return res, err
 }

@@ -48,7 +48,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		StateDir:         filepath.Join(cfg.State, "cri"),
 		Sandbox:          sbCfg,
 		Images:           imgs,
-		Network:          cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")}),
+		Network:          timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
 		StreamingAddress: cfg.StreamingAddress,
 	})
 	if err != nil {

@@ -57,6 +57,7 @@ type Metrics struct {
 	errs     *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	podStart prometheus.Histogram
+	podPhase *prometheus.HistogramVec
 }
 
 // Options configure New.
@@ -90,13 +91,18 @@ func New(opts Options) *Metrics {
 			Help:    "Time a successful RunPodSandbox took: network, VM boot, agent ready.",
 			Buckets: podStartBuckets,
 		}),
+		podPhase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "pod_start_phase_seconds",
+			Help:    "Time each phase of a successful RunPodSandbox took: network (CNI), sandbox (VM boot, agent, guest setup).",
+			Buckets: latencyBuckets,
+		}, []string{"phase"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "build_info",
 		Help: "Always 1; the labels tell the daemon's version and Go's.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(opts.Version, runtime.Version()).Set(1)
-	m.registry.MustRegister(m.ops, m.errs, m.latency, m.podStart, build,
+	m.registry.MustRegister(m.ops, m.errs, m.latency, m.podStart, m.podPhase, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Source != nil {
 		m.registry.MustRegister(newStateCollector(opts.Source))
@@ -129,9 +135,18 @@ func (m *Metrics) observe(op string, err error, took time.Duration, unary bool) 
 // before the interceptor that turns errors into gRPC statuses, so that
 // it sees the codes the client sees.
 func (m *Metrics) UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	op := operation(info.FullMethod)
+	var p *phases
+	if op == "RunPodSandbox" {
+		ctx, p = withPhases(ctx)
+	}
 	start := time.Now()
 	resp, err := handler(ctx, req)
-	m.observe(operation(info.FullMethod), err, time.Since(start), true)
+	took := time.Since(start)
+	m.observe(op, err, took, true)
+	if p != nil && err == nil {
+		m.observePhases(p, took)
+	}
 	return resp, err
 }
 

@@ -30,7 +30,8 @@ func (fakeRuntime) Version(context.Context, *runtime.VersionRequest) (*runtime.V
 	return &runtime.VersionResponse{RuntimeName: "fake"}, nil
 }
 
-func (fakeRuntime) RunPodSandbox(context.Context, *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+func (fakeRuntime) RunPodSandbox(ctx context.Context, _ *runtime.RunPodSandboxRequest) (*runtime.RunPodSandboxResponse, error) {
+	RecordPhase(ctx, PhaseNetwork, 3*time.Millisecond) // as the wrapped pod network does
 	time.Sleep(20 * time.Millisecond)
 	return &runtime.RunPodSandboxResponse{PodSandboxId: "p"}, nil
 }
@@ -167,6 +168,9 @@ func TestOperationsScraped(t *testing.T) {
 	if got := value(t, text, `vc_cri_pod_start_seconds_sum`); got < 0.02 || got > 5 {
 		t.Errorf("pod start sum %vs, want about 0.02", got)
 	}
+	if got := value(t, text, `vc_cri_pod_start_phase_seconds_sum{phase="sandbox"}`); got < 0.017 || got > 5 {
+		t.Errorf("sandbox phase %vs, want the call's time less the network's", got)
+	}
 	// RunPodSandbox took 20 ms: not in the 10 ms bucket, in the 25 ms one.
 	if got := value(t, text, `vc_cri_operations_latency_seconds_bucket{operation="RunPodSandbox",le="0.01"}`); got != 0 {
 		t.Errorf("RunPodSandbox in the 10 ms bucket: %v", got)
@@ -216,5 +220,15 @@ func TestOperation(t *testing.T) {
 		if got := operation(in); got != want {
 			t.Errorf("operation(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRecordPhaseOutsideAPodStart(t *testing.T) {
+	RecordPhase(context.Background(), PhaseNetwork, time.Second) // no recorder: nothing, no panic
+	ctx, p := withPhases(context.Background())
+	RecordPhase(ctx, PhaseNetwork, time.Second)
+	RecordPhase(ctx, PhaseNetwork, time.Second)
+	if p.d[PhaseNetwork] != 2*time.Second {
+		t.Fatalf("network phase %v, want 2s", p.d[PhaseNetwork])
 	}
 }

@@ -265,6 +265,9 @@ check_metrics() {
 	atleast 'vc_cri_operations_latency_seconds_bucket{operation="RunPodSandbox",le="+Inf"}' 3
 	atleast 'vc_cri_pod_start_seconds_count' 3
 	atleast 'vc_cri_pod_start_seconds_sum' 1
+	atleast 'vc_cri_pod_start_phase_seconds_count{phase="network"}' 3
+	atleast 'vc_cri_pod_start_phase_seconds_count{phase="sandbox"}' 3
+	atleast 'vc_cri_pod_start_phase_seconds_sum{phase="sandbox"}' 1
 	atleast 'process_resident_memory_bytes' 1
 	# The pods are gone: nothing running, no VM left.
 	[ "$(sample "$m" 'vc_cri_pods{state="ready"}')" = 0 ] || { echo "pods ready left"; ok=1; }
