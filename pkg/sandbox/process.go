@@ -296,6 +296,9 @@ func StatsContainer(ctx context.Context, sandboxID, containerID string) (Contain
 		UlimitNofileSoft:      s.UlimitNofileSoft,
 	}
 	for _, i := range s.Interfaces {
+		if !acceptInterface(i.Name, st.Interfaces) {
+			continue
+		}
 		st.Interfaces = append(st.Interfaces, InterfaceStats{
 			Name: i.Name, RxBytes: i.RxBytes, RxPackets: i.RxPackets, RxErrors: i.RxErrors, RxDropped: i.RxDropped,
 			TxBytes: i.TxBytes, TxPackets: i.TxPackets, TxErrors: i.TxErrors, TxDropped: i.TxDropped,
