@@ -18,7 +18,7 @@ SYSTEMD_DIR ?= /etc/systemd/system
 export PATH := $(TOOLS):$(PATH)
 export VC_GUEST_DIR := $(GUEST)
 
-.PHONY: all build deps guest proto install run test test-unit test-go e2e critest bench bench-image \
+.PHONY: all build deps guest proto install run test test-unit test-go e2e kubelet-e2e critest bench bench-image \
 	testregistry-start testregistry-stop clean
 
 all: build
@@ -83,6 +83,11 @@ test-go: guest
 
 e2e: build guest
 	./test/e2e/run.sh
+
+# A real kubelet (built once from the Go module proxy, cached in
+# /var/cache/vc-cri/kubelet) running static pods on a private vc-cri.
+kubelet-e2e: build guest
+	./test/kubelet/run.sh
 
 # The README's quick start, word for word, on a private daemon.
 .PHONY: quickstart
