@@ -159,26 +159,23 @@ nothing_left() {
 	[ -z "$(crictl pods -q)" ] && [ -z "$(crictl ps -aq)" ] || { crictl pods; crictl ps -a; return 1; }
 }
 
-# The examples kubelet gets: the static pod is the crictl nginx pod.
+# The examples kubelet gets: the static pod is the crictl nginx pod
+# (grep, not a YAML parser: the host has no python).
+json_val() { sed -n "s/.*\"$2\": *\"\{0,1\}\([^\",]*\)\"\{0,1\}.*/\1/p" "$1" | head -n1; }
+yaml_val() { sed -n "s/^ *-\{0,1\} *$2: *\(.*\)$/\1/p" "$1" | head -n1; }
+same_val() { # WHAT A B
+	[ -n "$2" ] && [ "$2" = "$3" ] || { echo "$1: static-pod.yaml has '$3', the crictl example '$2'"; return 1; }
+	echo "$1: $2"
+}
 static_pod_matches() {
-	python3 - "$VC_REPO/examples" <<'EOF'
-import json, sys, yaml
-d = sys.argv[1]
-pod = yaml.safe_load(open(d + "/static-pod.yaml"))
-assert pod["apiVersion"] == "v1" and pod["kind"] == "Pod", pod
-crictl_pod = json.load(open(d + "/nginx-pod.json"))
-ctr = json.load(open(d + "/nginx-container.json"))
-c = pod["spec"]["containers"][0]
-assert c["image"] == ctr["image"]["image"], (c["image"], ctr["image"])
-pm = crictl_pod["port_mappings"][0]
-port = c["ports"][0]
-assert (port["containerPort"], port["hostPort"], port["hostIP"]) == (pm["container_port"], pm["host_port"], pm["host_ip"]), (port, pm)
-vol = pod["spec"]["volumes"][0]
-mnt = c["volumeMounts"][0]
-assert vol["name"] == mnt["name"] and vol["hostPath"]["path"] == ctr["mounts"][0]["host_path"], (vol, ctr["mounts"])
-assert mnt["mountPath"] == ctr["mounts"][0]["container_path"] and mnt["readOnly"] == ctr["mounts"][0]["readonly"]
-print("static-pod.yaml matches nginx-pod.json and nginx-container.json")
-EOF
+	local d=$VC_REPO/examples y=$VC_REPO/examples/static-pod.yaml
+	grep -qx 'kind: Pod' "$y" && grep -qx 'apiVersion: v1' "$y" || { echo "no v1 Pod"; return 1; }
+	same_val image "$(json_val "$d/nginx-container.json" image)" "$(yaml_val "$y" image)" &&
+		same_val containerPort "$(json_val "$d/nginx-pod.json" container_port)" "$(yaml_val "$y" containerPort)" &&
+		same_val hostPort "$(json_val "$d/nginx-pod.json" host_port)" "$(yaml_val "$y" hostPort)" &&
+		same_val hostIP "$(json_val "$d/nginx-pod.json" host_ip)" "$(yaml_val "$y" hostIP)" &&
+		same_val mountPath "$(json_val "$d/nginx-container.json" container_path)" "$(yaml_val "$y" mountPath)" &&
+		same_val hostPath "$(json_val "$d/nginx-container.json" host_path)" "$(yaml_val "$y" path)"
 }
 
 # --- ID prefixes with crictl ----------------------------------------------------
@@ -289,28 +286,46 @@ metrics_while_running() {
 
 daemon_flags=(--config "$VC_CONFIG" --listen "$VC_ENDPOINT" --root "$VC_ROOT" --state "$VC_STATE"
 	--cni-conf-dir "$VC_CNI_CONF_DIR" --registries-conf "$VC_REGISTRIES")
+# toml_get FILE SECTION KEY: a value of `vc-cri env`'s TOML, unquoted.
+toml_get() {
+	awk -v sec="[$2]" -v key="$3" '
+		/^\[/ { cur = $0; sub(/^\[\[/, "[", cur); sub(/\]\]$/, "]", cur); next }
+		cur == sec && $1 == key && $2 == "=" { v = substr($0, index($0, "=") + 2); gsub(/^'"'"'|'"'"'$/, "", v); print v; exit }
+	' "$1"
+}
 check_env() {
+	local f=$VC_BASE/env.toml ok=0 k v sum
+	"$VC_CRI_BIN" env "${daemon_flags[@]}" >"$f" || return 1
 	"$VC_CRI_BIN" env "${daemon_flags[@]}" -o json >"$VC_BASE/env.json" || return 1
-	python3 - "$VC_BASE/env.json" "$VC_GUEST_DIR/vmlinux" "$VC_ENDPOINT" "$METRICS_ADDR" "vccri-$VC_NAME" <<'EOF'
-import hashlib, json, sys
-env = json.load(open(sys.argv[1]))
-kernel, endpoint, metrics, net = sys.argv[2:]
-for k in ("meta", "runtime", "config", "hypervisor", "guest", "network", "host", "tools"):
-    assert k in env, k
-assert env["config"]["listen"] == endpoint, env["config"]["listen"]
-assert env["config"]["metrics_address"] == metrics
-assert env["hypervisor"]["version"], env["hypervisor"]
-assert env["hypervisor"]["accelerator"] in ("kvm", "tcg") and env["hypervisor"]["accelerator_reason"], env["hypervisor"]
-want = hashlib.sha256(open(kernel, "rb").read()).hexdigest()
-assert env["guest"]["kernel"]["sha256"] == want, (env["guest"]["kernel"], want)
-assert env["guest"]["image"]["sha256"], env["guest"]["image"]
-assert any(n["name"] == net for n in env["network"]["networks"]), env["network"]["networks"]
-assert env["network"]["missing_plugins"] == [], env["network"]
-assert env["host"]["cgroup"].startswith("cgroup") and env["host"]["kernel"], env["host"]
-assert env["tools"]["crictl"].startswith("crictl version"), env["tools"]
-assert env["runtime"]["cri_api_version"].startswith("v0."), env["runtime"]
-print(json.dumps({k: env[k] for k in ("hypervisor", "guest", "tools")}, indent=1))
-EOF
+	grep -v '^\(bandwidth\|dhcp\|firewall\|host-device\|ipvlan\|macvlan\|ptp\|sbr\|static\|tuning\|vlan\|vrf\|dummy\|tap\) =' "$f"
+	for k in '[meta]' '[runtime]' '[config]' '[hypervisor]' '[guest.kernel]' '[guest.image]' '[network]' '[[network.networks]]' '[host]' '[tools]'; do
+		grep -qxF "$k" "$f" || { echo "no section $k"; ok=1; }
+	done
+	want() { # SECTION KEY VALUE
+		v=$(toml_get "$f" "$1" "$2")
+		[ "$v" = "$3" ] || { echo "$1 $2 = '$v', want '$3'"; ok=1; }
+	}
+	nonempty() { # SECTION KEY
+		v=$(toml_get "$f" "$1" "$2")
+		[ -n "$v" ] || { echo "$1 $2 is empty"; ok=1; }
+	}
+	want config listen "$VC_ENDPOINT"
+	want config metrics_address "$METRICS_ADDR"
+	want config.vm kernel "$VC_GUEST_DIR/vmlinux"
+	sum=$(sha256sum "$VC_GUEST_DIR/vmlinux" | cut -d' ' -f1)
+	want guest.kernel sha256 "$sum"
+	sum=$(sha256sum "$VC_GUEST_DIR/initramfs.cpio" | cut -d' ' -f1)
+	want guest.image sha256 "$sum"
+	want network.networks name "vccri-$VC_NAME"
+	want network missing_plugins "[]"
+	want tools crictl "$(crictl --version)"
+	nonempty hypervisor version
+	nonempty hypervisor accelerator_reason
+	nonempty host kernel
+	nonempty runtime cri_api_version
+	case $(toml_get "$f" hypervisor accelerator) in kvm | tcg) ;; *) echo "accelerator neither kvm nor tcg"; ok=1 ;; esac
+	grep -q '"format_version": 1' "$VC_BASE/env.json" || { echo "JSON lacks meta.format_version"; ok=1; }
+	return "$ok"
 }
 check_check() { expect "ok   accelerator" "$VC_CRI_BIN" check "${daemon_flags[@]}"; }
 
