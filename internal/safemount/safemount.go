@@ -40,6 +40,10 @@ type Root struct {
 // OpenRoot opens the directory path. path itself is trusted: it is the
 // caller's own (a sandbox's directory), not the guest's.
 func OpenRoot(path string) (*Root, error) {
+	// The mount table names resolved paths: so must the root's.
+	if resolved, err := filepath.EvalSymlinks(path); err == nil {
+		path = resolved
+	}
 	path = filepath.Clean(path)
 	fd, err := unix.Open(path, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -344,15 +348,63 @@ func (r *Root) RemoveAll(rel string) error {
 	if rel == "." {
 		return errors.New("safemount: RemoveAll of the root itself")
 	}
-	// os.Root removes below the root without leaving it; the files of a
-	// rootfs upper are the guest's, and their symlinks are removed, not
-	// followed.
-	root, err := os.OpenRoot(r.path)
+	dir, name := filepath.Split(rel)
+	dfd := r.fd
+	if dir != "" {
+		if dfd, err = openat(r.fd, filepath.Clean(dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW); errors.Is(err, unix.ENOENT) {
+			return nil
+		} else if err != nil {
+			return &os.PathError{Op: "open", Path: r.join(dir), Err: err}
+		}
+		defer unix.Close(dfd)
+	}
+	return removeAt(dfd, name, r.join(rel))
+}
+
+// removeAt removes name below dirfd and everything under it, without
+// following symlinks and without crossing into another mount: should the
+// mount table have missed a mount, removal stops at it (EXDEV) rather
+// than deleting the files of whatever is mounted there.
+func removeAt(dirfd int, name, path string) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err == unix.ENOENT {
+			return nil
+		}
+		return &os.PathError{Op: "stat", Path: path, Err: err}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+		if err := unix.Unlinkat(dirfd, name, 0); err != nil && err != unix.ENOENT {
+			return &os.PathError{Op: "unlink", Path: path, Err: err}
+		}
+		return nil
+	}
+	fd, err := unix.Openat2(dirfd, name, &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: resolve | unix.RESOLVE_NO_XDEV,
+	})
+	if err != nil {
+		return &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	if _, isRoot, err := mountID(fd); err != nil || isRoot {
+		unix.Close(fd)
+		return fmt.Errorf("remove %s: %w", path, errors.Join(err, ErrMounted))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return err
 	}
-	defer root.Close()
-	return root.RemoveAll(rel)
+	for _, n := range names {
+		if err := removeAt(fd, n, filepath.Join(path, n)); err != nil {
+			return err
+		}
+	}
+	if err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR); err != nil && err != unix.ENOENT {
+		return &os.PathError{Op: "rmdir", Path: path, Err: err}
+	}
+	return nil
 }
 
 // Mounted tells whether any mount is at or below rel.

@@ -332,3 +332,43 @@ func TestReadFile(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveStopsAtMounts: should the mount table miss a mount, removal
+// stops at it instead of deleting what is mounted there.
+func TestRemoveStopsAtMounts(t *testing.T) {
+	dir, _, r := testRoot(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "precious"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Bind(src, "c/m", BindOptions{Dir: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "c", "other"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(src, filepath.Join(dir, "c", "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeAt(r.fd, "c", filepath.Join(dir, "c")); err == nil {
+		t.Fatal("removal crossed into a mount")
+	}
+	if _, err := os.Stat(filepath.Join(src, "precious")); err != nil {
+		t.Fatalf("a mounted file was removed: %v", err)
+	}
+	if err := r.UnmountAll("."); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.RemoveAll("c"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "c")); !os.IsNotExist(err) {
+		t.Fatalf("c left: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(src, "precious")); err != nil {
+		t.Fatalf("removal followed a symlink: %v", err)
+	}
+	if err := r.RemoveAll("missing/dir"); err != nil {
+		t.Fatalf("RemoveAll of a missing path: %v", err)
+	}
+}
