@@ -436,6 +436,23 @@ execsync_ms() {
 			else print 999999 }'
 }
 
+# execsync_overlaps FROM TO: how many of those ExecSync calls ran while
+# another one was running (liveness and readiness of one container share
+# its VM's single vCPU), and how many of those took 1 s or more.
+execsync_overlaps() {
+	sed -n "$(($1 + 1)),$2p" "$VC_DAEMON_LOG" |
+		grep -E '"CRI call( failed)?" method="/runtime.v1.RuntimeService/ExecSync"' |
+		awk '{ split($2, t, ":"); end = t[1] * 3600 + t[2] * 60 + t[3]
+			d = $0; sub(/.*duration="/, "", d); sub(/".*/, "", d)
+			if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } else if (d ~ /µs$/) { sub(/µs$/, "", d); d /= 1e6 } else { sub(/s$/, "", d); d += 0 }
+			printf "%.6f %.6f %.6f\n", end - d, end, d }' |
+		sort -n | awk '{ s[NR] = $1; e[NR] = $2; d[NR] = $3 }
+			END { for (i = 1; i <= NR; i++) { o = 0
+				for (j = 1; j <= NR; j++) if (j != i && s[j] < e[i] && s[i] < e[j]) o = 1
+				if (o) { n++; if (d[i] >= 1) slow++ } }
+				printf "%d of %d overlapped another, %d of those took >= 1 s\n", n, NR, slow }'
+}
+
 # stats_line NUMBERS: "n N median M worst W" of one number per line (ms).
 stats_of() {
 	sort -n | awk '{ a[NR] = $1 } END {
@@ -454,6 +471,8 @@ check_probes_window() { # FROM-LINE TO-LINE FAILED-BEFORE KLOG-FROM-LINE
 	echo "ExecSync calls in the window: $n; probes failed: kubelet metric $fails_k, CRI errors $fails_cri, 'Probe failed' in kubelet's log $fails_log"
 	echo "latencies (ms): $(echo "$lat" | tr '\n' ' ')"
 	probe_failed="$fails_k of $n"
+	probe_overlap=$(execsync_overlaps "$1" "$2")
+	echo "overlaps: $probe_overlap"
 	probe20=$(echo "$lat" | head -n 20 | stats_of)
 	probe_all=$(echo "$lat" | stats_of)
 	echo "first 20: $probe20; all: $probe_all"
@@ -691,9 +710,9 @@ step "web: QEMU runs in the pod's cgroup (kubepods/.../pod<uid>)" check_qemu_cgr
 while [ "$(date +%s)" -lt "$win_end" ]; do sleep 1; done
 win_to=$(wc -l <"$VC_DAEMON_LOG")
 win_load1=$(cut -d' ' -f1-3 /proc/loadavg)
-probe20='' probe_all='' probe_failed=''
+probe20='' probe_all='' probe_failed='' probe_overlap=''
 step "web: no probe failed over $PROBE_PERIODS periods (${PROBE_PERIOD}s, timeout 1s)" check_probes_window "$win_from" "$win_to" "$win_fail0" "$win_klog"
-figure "probe latency (ExecSync), first 20 of the quiet window: ${probe20:-?} ms; whole window: ${probe_all:-?} ms, ${probe_failed:-?} probes failed (host load $win_load0 -> $win_load1)"
+figure "probe latency (ExecSync), first 20 of the quiet window: ${probe20:-?} ms; whole window: ${probe_all:-?} ms, ${probe_failed:-?} probes failed; ${probe_overlap:-?} (host load $win_load0 -> $win_load1)"
 
 # --- crash and vols, together ------------------------------------------------
 busy_from=$(wc -l <"$VC_DAEMON_LOG")
