@@ -41,6 +41,8 @@ const (
 	MaxErrorMessage = 1 << 10
 
 	acceptBacklog = 4
+	streamWindow  = 1 << 20
+	linkWindow    = 4 << 20
 )
 
 // smallReplies are the calls whose replies are a few fields or numbers.
@@ -84,6 +86,11 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReply)),
 		grpc.WithMaxHeaderListSize(MaxHeaderList),
+		// Fixed flow-control windows (no BDP growth to 16 MiB): what the
+		// guest sends ahead of the host's reading is bounded per stream
+		// and per link.
+		grpc.WithInitialWindowSize(streamWindow),
+		grpc.WithInitialConnWindowSize(linkWindow),
 		grpc.WithChainUnaryInterceptor(boundUnary),
 		grpc.WithChainStreamInterceptor(boundStream),
 	)
