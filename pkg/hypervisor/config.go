@@ -109,6 +109,30 @@ const (
 
 func (c Config) path(name string) string { return filepath.Join(c.StateDir, name) }
 
+// The cap of each file a VM's processes write in StateDir: their logs,
+// and with Debug the guest's whole console.
+const (
+	maxLogSize      = 1 << 20
+	maxDebugLogSize = 64 << 20
+)
+
+func (c Config) maxLogSize() uint64 {
+	if c.Debug {
+		return maxDebugLogSize
+	}
+	return maxLogSize
+}
+
+// maxQEMUFileSize is the cap of QEMU's files: its log, and guest memory
+// when that is a file (a memfd for virtio-fs, hugetlbfs), which the
+// same limit counts.
+func (c Config) maxQEMUFileSize() uint64 {
+	if memoryBackend(c) == "" || strings.HasPrefix(memoryBackend(c), "memory-backend-ram") {
+		return c.maxLogSize()
+	}
+	return c.maxLogSize() + uint64(c.MemoryMiB)<<20
+}
+
 // withDefaults fills the fields whose zero value means "the default".
 func (c Config) withDefaults() Config {
 	if c.Path == "" {

@@ -42,4 +42,14 @@ func TestQEMUConfined(t *testing.T) {
 	if _, err := os.Stat(c.path(consoleLogName)); !os.IsNotExist(err) {
 		t.Errorf("console.log without Debug: %v", err)
 	}
+	limits, err := os.ReadFile("/proc/" + strconv.Itoa(vm.Pid()) + "/limits")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(limits), "\n") {
+		if f := strings.Fields(strings.TrimPrefix(l, "Max file size")); strings.HasPrefix(l, "Max file size") &&
+			(len(f) < 2 || f[0] != strconv.Itoa(maxLogSize) || f[1] != strconv.Itoa(maxLogSize)) {
+			t.Errorf("QEMU's file size limit: %q, want %d", l, maxLogSize)
+		}
+	}
 }

@@ -39,19 +39,30 @@ func (p *proc) exited() bool {
 // daemon and its process group's signals), inside the network namespace
 // at netnsPath when set, confined (see confine) to the capabilities its
 // command line needs, and reaps it when it exits.
-func startProc(cmd *exec.Cmd, netnsPath string) (*proc, error) {
-	return startConfined(cmd, netnsPath, qemuCaps(cmd.Args))
+func startProc(cmd *exec.Cmd, netnsPath string, maxFileSize uint64) (*proc, error) {
+	return startConfined(cmd, netnsPath, qemuCaps(cmd.Args), maxFileSize)
 }
 
 // startConfined starts cmd as startProc does, with the capability
-// bounding set cut to keep.
-func startConfined(cmd *exec.Cmd, netnsPath string, keep []uintptr) (*proc, error) {
+// bounding set cut to keep, and every file it writes capped at
+// maxFileSize bytes (RLIMIT_FSIZE): its log is on the host's tmpfs, and a
+// guest may make it write without end. A process that goes past the cap
+// is ended by the kernel (SIGXFSZ): its VM dies, the host's memory stays.
+func startConfined(cmd *exec.Cmd, netnsPath string, keep []uintptr, maxFileSize uint64) (*proc, error) {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
 	cmd.SysProcAttr.Setsid = true
 	if err := startOnThread(cmd, netnsPath, keep); err != nil {
 		return nil, err
+	}
+	// rlimits are per process, not per thread: set on the child once it
+	// runs, before QEMU has done more than start.
+	err := unix.Prlimit(cmd.Process.Pid, unix.RLIMIT_FSIZE, &unix.Rlimit{Cur: maxFileSize, Max: maxFileSize}, nil)
+	if err != nil && err != unix.ESRCH { // ESRCH: it has exited already
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return nil, fmt.Errorf("cap the file size of %s: %w", cmd.Path, err)
 	}
 	p := &proc{pid: cmd.Process.Pid, done: make(chan struct{})}
 	p.kill = func() error {

@@ -80,7 +80,7 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = netFiles(c)
 	klog.V(2).InfoS("Starting QEMU", "vm", c.ID, "args", args)
-	if vm.proc, err = startProc(cmd, c.NetNSPath); err != nil {
+	if vm.proc, err = startProc(cmd, c.NetNSPath, c.maxQEMUFileSize()); err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.Path, err)
 	}
 	// Before the guest has run for long: memory charged elsewhere first

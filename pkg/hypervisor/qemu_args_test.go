@@ -238,7 +238,7 @@ func TestConfine(t *testing.T) {
 	cmd := exec.Command("grep", "-E", "^(CapBnd|CapPrm|CapEff|CapInh|CapAmb|NoNewPrivs)", "/proc/self/status")
 	var out strings.Builder
 	cmd.Stdout = &out
-	p, err := startConfined(cmd, "", []uintptr{unix.CAP_CHOWN, unix.CAP_FOWNER})
+	p, err := startConfined(cmd, "", []uintptr{unix.CAP_CHOWN, unix.CAP_FOWNER}, maxLogSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,5 +261,29 @@ func TestConfine(t *testing.T) {
 				t.Errorf("NoNewPrivs = %s", v)
 			}
 		}
+	}
+}
+
+// TestConfineFileSize: a confined child's files are capped, and one
+// that writes past the cap is ended by the kernel.
+func TestConfineFileSize(t *testing.T) {
+	dir := t.TempDir()
+	// The sleep: the cap is set once the child runs.
+	cmd := exec.Command("sh", "-c", "sleep 0.5; grep 'Max file size' /proc/self/limits; head -c 8192 /dev/zero >"+dir+"/log && echo survived")
+	var out strings.Builder
+	cmd.Stdout = &out
+	p, err := startConfined(cmd, "", []uintptr{unix.CAP_CHOWN}, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+	if f := strings.Fields(out.String()); len(f) < 5 || f[3] != "4096" || f[4] != "4096" {
+		t.Errorf("limits of the child: %q, want a file size cap of 4096", out.String())
+	}
+	if strings.Contains(out.String(), "survived") {
+		t.Errorf("a write past the cap went on: %q", out.String())
+	}
+	if fi, err := os.Stat(dir + "/log"); err != nil || fi.Size() != 4096 {
+		t.Errorf("the file written past the cap: %v, %v; want 4096 bytes", fi, err)
 	}
 }

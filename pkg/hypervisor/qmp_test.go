@@ -97,7 +97,7 @@ func sleepVM(t *testing.T) *qemuVM {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	p, err := startProc(exec.Command("sleep", "60"), "")
+	p, err := startProc(exec.Command("sleep", "60"), "", maxLogSize)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestStopCancelledContext(t *testing.T) {
 func TestFindProc(t *testing.T) {
 	// The shell keeps running (the ":" after sleep) with the marker as $0.
 	cmd := exec.Command("sh", "-c", "sleep 60; :", "marker-arg")
-	p, err := startProc(cmd, "")
+	p, err := startProc(cmd, "", maxLogSize)
 	if err != nil {
 		t.Fatal(err)
 	}

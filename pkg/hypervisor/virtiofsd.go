@@ -45,7 +45,7 @@ func startVirtiofsd(ctx context.Context, c Config) (*proc, error) {
 	defer logf.Close()
 	cmd := exec.Command(c.VirtioFSDaemon, virtiofsdArgs(c)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	p, err := startConfined(cmd, "", virtiofsdCaps)
+	p, err := startConfined(cmd, "", virtiofsdCaps, c.maxLogSize())
 	if err != nil {
 		return nil, fmt.Errorf("start virtiofsd: %w", err)
 	}
