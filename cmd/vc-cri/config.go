@@ -63,6 +63,9 @@ type CNIConfig struct {
 type ImageConfig struct {
 	// RegistriesConf is a containers-registries.conf(5) v2 file.
 	RegistriesConf string `toml:"registries_conf"`
+	// MaxLayerSizeMiB, when positive, is the largest a layer of a pulled
+	// image may unpack to: a guard against decompression bombs.
+	MaxLayerSizeMiB int64 `toml:"max_layer_size_mib"`
 }
 
 // loadConfig reads path over the embedded defaults. A missing file is no

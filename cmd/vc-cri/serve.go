@@ -34,6 +34,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		Root:           filepath.Join(cfg.Root, "storage"),
 		RunRoot:        filepath.Join(cfg.State, "storage"),
 		RegistriesConf: cfg.Image.RegistriesConf,
+		MaxLayerSize:   cfg.Image.MaxLayerSizeMiB << 20,
 	})
 	if err != nil {
 		return fmt.Errorf("image store: %w", err)

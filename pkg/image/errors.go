@@ -30,6 +30,8 @@ var (
 	ErrUnavailable = errors.New("registry unavailable")
 	// ErrDigestMismatch: a blob's content does not match its digest.
 	ErrDigestMismatch = errors.New("blob digest mismatch")
+	// ErrLayerTooLarge: a layer unpacks to more than Config.MaxLayerSize.
+	ErrLayerTooLarge = errors.New("layer too large")
 	// ErrInUse: the image is the image of a container's rootfs.
 	ErrInUse = errors.New("image is in use by a container")
 	// ErrContainerNotFound: no rootfs for that container.
@@ -66,7 +68,7 @@ func classifyPull(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled),
-		errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrBlocked):
+		errors.Is(err, ErrDigestMismatch), errors.Is(err, ErrBlocked), errors.Is(err, ErrLayerTooLarge):
 		return err
 	case errors.As(err, &unauth):
 		return fmt.Errorf("%w: %w", ErrUnauthorized, err)

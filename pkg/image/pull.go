@@ -134,7 +134,7 @@ func (s *Service) pullOne(ctx context.Context, sc *types.SystemContext, named re
 		return "", err
 	}
 	defer pc.Destroy() //nolint:errcheck
-	_, err = copy.Image(ctx, pc, destRef, verifyingRef{srcRef}, &copy.Options{
+	_, err = copy.Image(ctx, pc, destRef, verifyingRef{ImageReference: srcRef, maxBlobSize: s.cfg.MaxLayerSize}, &copy.Options{
 		SourceCtx:        sc,
 		DestinationCtx:   sc,
 		RemoveSignatures: true,

@@ -53,6 +53,9 @@ type Config struct {
 	// AuthFile is a containers-auth.json(5) file with credentials used when
 	// a pull carries none; empty: none.
 	AuthFile string
+	// MaxLayerSize, when positive, is the largest a layer may unpack to,
+	// in bytes; a pull of a larger one fails with ErrLayerTooLarge.
+	MaxLayerSize int64
 }
 
 // Service is the image store. Its methods are safe for concurrent use.

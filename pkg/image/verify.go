@@ -14,22 +14,36 @@ import (
 // their digests as they stream, so that a corrupted blob fails the pull
 // with ErrDigestMismatch (go.podman.io/image's own check returns an error
 // of no distinct type).
-type verifyingRef struct{ types.ImageReference }
+// With maxBlobSize set, a blob that unpacks to more fails the pull with
+// ErrLayerTooLarge.
+type verifyingRef struct {
+	types.ImageReference
+	maxBlobSize int64
+}
 
 func (r verifyingRef) NewImageSource(ctx context.Context, sys *types.SystemContext) (types.ImageSource, error) {
 	src, err := r.ImageReference.NewImageSource(ctx, sys)
 	if err != nil {
 		return nil, err
 	}
-	return verifyingSource{src}, nil
+	return verifyingSource{ImageSource: src, maxBlobSize: r.maxBlobSize}, nil
 }
 
-type verifyingSource struct{ types.ImageSource }
+type verifyingSource struct {
+	types.ImageSource
+	maxBlobSize int64
+}
 
 func (s verifyingSource) GetBlob(ctx context.Context, info types.BlobInfo, cache types.BlobInfoCache) (io.ReadCloser, int64, error) {
 	rc, n, err := s.ImageSource.GetBlob(ctx, info, cache)
-	if err != nil || info.Digest == "" || info.Digest.Validate() != nil || !info.Digest.Algorithm().Available() {
+	if err != nil {
 		return rc, n, err
+	}
+	if s.maxBlobSize > 0 {
+		rc = newSizeCappedReader(rc, info.Digest.String(), s.maxBlobSize)
+	}
+	if info.Digest == "" || info.Digest.Validate() != nil || !info.Digest.Algorithm().Available() {
+		return rc, n, nil
 	}
 	return &verifyingReader{rc: rc, want: info.Digest, h: info.Digest.Algorithm().Hash()}, n, nil
 }

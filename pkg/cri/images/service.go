@@ -55,6 +55,8 @@ func toStatus(err error) error {
 		code = codes.Unavailable
 	case errors.Is(err, image.ErrDigestMismatch):
 		code = codes.DataLoss
+	case errors.Is(err, image.ErrLayerTooLarge):
+		code = codes.ResourceExhausted
 	case errors.Is(err, image.ErrInUse), errors.Is(err, image.ErrConflict):
 		code = codes.FailedPrecondition
 	}
