@@ -18,7 +18,7 @@ SYSTEMD_DIR ?= /etc/systemd/system
 export PATH := $(TOOLS):$(PATH)
 export VC_GUEST_DIR := $(GUEST)
 
-.PHONY: all build deps guest proto install run test test-unit test-go e2e kubelet-e2e critest bench bench-image \
+.PHONY: all build deps guest proto install run test lint test-unit test-go e2e kubelet-e2e critest bench bench-image \
 	testregistry-start testregistry-stop clean
 
 all: build
@@ -69,7 +69,15 @@ run: deps install
 	$(PREFIX)/bin/vc-cri check || true
 	$(PREFIX)/bin/vc-cri
 
-test: deps guest test-go e2e critest
+# Everything CI runs: the checks, unit and VM tests, then the end-to-end
+# tests with crictl, the README's quick start, a real kubelet, and critest.
+test: deps guest lint test-go e2e quickstart kubelet-e2e critest
+
+# gofmt, go vet and go mod tidy leave nothing to change.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(GOTAGS) ./...
+	$(GO) mod tidy -diff
 
 # Unit tests only: mocks, no VM.
 test-unit:
@@ -78,7 +86,6 @@ test-unit:
 
 # Unit and integration tests: real QEMU (TCG) VMs with the guest image.
 test-go: guest
-	$(GO) vet $(GOTAGS) ./...
 	$(GO) test $(GOTAGS) -count=1 -timeout 20m ./...
 
 e2e: build guest
