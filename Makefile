@@ -13,6 +13,10 @@ TAGS        := containers_image_openpgp exclude_graphdriver_btrfs
 GOTAGS      := -tags "$(TAGS)"
 PREFIX      ?= /usr/local
 GUEST_DIR   ?= /var/lib/vc-cri/guest
+# The guest kernel: lean (built once from linux-source-6.1 with
+# hack/guest/kernel.config, cached in /var/cache/vc-cri/guest-kernel) or
+# debian (the generic linux-image-amd64 and its modules).
+GUEST_KERNEL ?= lean
 SYSTEMD_DIR ?= /etc/systemd/system
 
 export PATH := $(TOOLS):$(PATH)
@@ -38,7 +42,7 @@ $(BIN)/vc-agent: FORCE
 	CGO_ENABLED=1 $(GO) build -tags "netgo osusergo seccomp" -ldflags "-extldflags -static -s -w" -o $@ ./cmd/vc-agent
 
 guest: $(BIN)/vc-agent
-	./hack/guest/build.sh $(BIN)/vc-agent $(GUEST)
+	GUEST_KERNEL=$(GUEST_KERNEL) ./hack/guest/build.sh $(BIN)/vc-agent $(GUEST)
 
 proto:
 	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12

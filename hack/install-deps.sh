@@ -7,13 +7,16 @@ set -euo pipefail
 packages=(
 	qemu-system-x86    # the VM monitor (TCG or KVM)
 	qemu-utils
-	linux-image-amd64  # the guest kernel and its modules
+	linux-image-amd64  # the generic guest kernel and its modules (GUEST_KERNEL=debian)
+	linux-source-6.1   # the lean guest kernel's source (hack/guest/build-kernel.sh)
+	make flex bison bc libelf-dev libssl-dev # ... and what building it needs
 	busybox            # test images (the dynamic build: see ARCHITECTURE.md)
 	cpio xz-utils kmod # initramfs assembly
 	protobuf-compiler  # make proto
 	containernetworking-plugins
 	iproute2 iptables
 	skopeo             # pull benchmark baseline
+	containerd runc    # make bench's peer (hack/bench/peer-containerd.sh)
 	gcc libc6-dev      # static cgo build of vc-agent (runc's nsenter)
 	libseccomp-dev     # the agent's seccomp filters (static libseccomp.a)
 	util-linux         # unshare and nsenter: vc-cri's mount namespace
