@@ -28,7 +28,7 @@ func TestQemuArgsDefaults(t *testing.T) {
 	sd := c.StateDir
 	for flag, want := range map[string][]string{
 		"-machine": {"q35"},
-		"-accel":   {"tcg,tb-size=32"},
+		"-accel":   {"tcg,tb-size=64"},
 		"-m":       {"256M"},
 		"-smp":     {"1"},
 		"-qmp":     {"unix:" + sd + "/qmp.sock,server=on,wait=off"},
