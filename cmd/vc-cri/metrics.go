@@ -26,7 +26,7 @@ type criLister interface {
 // process table, not the sandbox records, so that a VM that died shows.
 type metricsSource struct {
 	svc        criLister
-	sandboxDir string // sandbox.StateRoot
+	sandboxDir string // the sandbox runtime's StateRoot
 	procDir    string // /proc
 }
 

@@ -28,7 +28,10 @@ func serve(ctx context.Context, cfg *Config) error {
 	if !ok {
 		return fmt.Errorf("listen %q: want unix:///path", cfg.Listen)
 	}
-	sandbox.StateRoot = filepath.Join(cfg.State, "sandboxes")
+	sandboxes := sandbox.NewRuntime(sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes")))
+	// The package-level API, for any caller of it in this process, acts
+	// on the same sandboxes.
+	sandbox.SetDefault(sandboxes)
 
 	imgs, err := image.New(image.Config{
 		Root:           filepath.Join(cfg.Root, "storage"),
@@ -48,6 +51,7 @@ func serve(ctx context.Context, cfg *Config) error {
 	svc, err := cri.New(ctx, cri.Options{
 		StateDir:         filepath.Join(cfg.State, "cri"),
 		Sandbox:          sbCfg,
+		Sandboxes:        sandboxes,
 		Images:           imgs,
 		Network:          timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
 		StreamingAddress: cfg.StreamingAddress,
@@ -73,7 +77,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		// First in the chain: it sees the status codes clients see.
 		m = metrics.New(metrics.Options{
 			Version: cri.RuntimeVersion,
-			Source:  metricsSource{svc: svc, sandboxDir: sandbox.StateRoot, procDir: "/proc"},
+			Source:  metricsSource{svc: svc, sandboxDir: sandboxes.StateRoot(), procDir: "/proc"},
 		})
 		unary = append([]grpc.UnaryServerInterceptor{m.UnaryInterceptor}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{m.StreamInterceptor}, stream...)

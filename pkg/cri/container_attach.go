@@ -8,8 +8,6 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // Attach returns the URL where the client attaches to the container's
@@ -46,7 +44,7 @@ func (s *Service) attach(ctx context.Context, containerID string, in io.Reader, 
 	if tty && resize != nil {
 		go func() {
 			for size := range resize {
-				_ = sandbox.WinsizeProcess(ctx, c.PodID, c.ID, c.ID, uint32(size.Height), uint32(size.Width))
+				_ = s.opts.Sandboxes.WinsizeProcess(ctx, c.PodID, c.ID, c.ID, uint32(size.Height), uint32(size.Width))
 			}
 		}()
 	}

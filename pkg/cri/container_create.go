@@ -11,7 +11,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/internal/rollback"
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // CreateContainer prepares the container's root from its image and has
@@ -59,11 +58,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := sandbox.CreateContainerContext(ctx, pod.ID, cfg); err != nil {
+	if _, _, err := s.opts.Sandboxes.CreateContainer(ctx, pod.ID, cfg); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", name, err)
 	}
 	undo.Add("delete container", func(ctx context.Context) error {
-		_, err := sandbox.DeleteContainerContext(ctx, pod.ID, id)
+		_, err := s.opts.Sandboxes.DeleteContainer(ctx, pod.ID, id)
 		return err
 	})
 

@@ -9,8 +9,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // kubeletResources are the container resources kubelet v1.37 sends on a
@@ -26,8 +24,10 @@ func kubeletResources() *runtime.LinuxContainerResources {
 }
 
 func TestCreateContainerWithKubeletResources(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
-	s, _ := newTestService(t, t.TempDir())
+	dir := t.TempDir()
+	s, _ := newTestService(t, dir)
 	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("kubelet")})
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ func TestCreateContainerWithKubeletResources(t *testing.T) {
 	if len(roots) != 1 || roots[0].Name() != created.ContainerId {
 		t.Fatalf("container roots after the refusals: %v", roots)
 	}
-	if shared, _ := filepath.Glob(filepath.Join(sandbox.StateRoot, pod, "shared", "*")); len(shared) != 1 {
+	if shared, _ := filepath.Glob(filepath.Join(sandboxRoot(dir), pod, "shared", "*")); len(shared) != 1 {
 		t.Fatalf("container shares after the refusals: %v", shared)
 	}
 	again := containerConfig("hugepages")

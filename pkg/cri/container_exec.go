@@ -63,7 +63,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	// the caller gave up would run on with no one to end it. It is ended
 	// below instead.
 	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), execStartTimeout)
-	_, _, proc, err := sandbox.EnterContainerContext(startCtx, c.PodID, c.ID, ecmd)
+	_, _, proc, err := s.opts.Sandboxes.EnterContainer(startCtx, c.PodID, c.ID, ecmd)
 	cancelStart()
 	if err != nil {
 		return 0, err
@@ -71,7 +71,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	kill := func() {
 		killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execKillTimeout)
 		defer cancel()
-		_ = sandbox.SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+		_ = s.opts.Sandboxes.SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
 	}
 	if ctx.Err() != nil {
 		kill()
@@ -79,7 +79,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stdin, stdout, stderr, err := sandbox.IOStream(ctx, c.PodID, c.ID, proc.Token)
+	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
 		kill()
 		return 0, err
@@ -87,7 +87,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	if resize != nil {
 		go func() {
 			for size := range resize {
-				_ = sandbox.WinsizeProcess(ctx, c.PodID, c.ID, proc.Token, uint32(size.Height), uint32(size.Width))
+				_ = s.opts.Sandboxes.WinsizeProcess(ctx, c.PodID, c.ID, proc.Token, uint32(size.Height), uint32(size.Width))
 			}
 		}()
 	}
@@ -110,7 +110,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	go copyOut(writerOrNil(errw), stderr)
 	drained := make(chan struct{})
 	go func() { copies.Wait(); close(drained) }()
-	code, err := sandbox.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
+	code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.
 		kill()

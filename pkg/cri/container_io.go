@@ -11,7 +11,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/pkg/cri/crilog"
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // containerIO carries a started container's output to its log file and
@@ -58,7 +57,7 @@ func (f fanout) Write(p []byte) (int, error) {
 // waits in the background for the container's exit.
 func (s *Service) startIO(ctx context.Context, c containerRecord) error {
 	ctx, cancel := context.WithCancel(ctx)
-	stdin, stdout, stderr, err := sandbox.IOStream(ctx, c.PodID, c.ID, c.ID)
+	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, c.ID)
 	if err != nil {
 		cancel()
 		return err
@@ -96,7 +95,7 @@ func (s *Service) startIO(ctx context.Context, c containerRecord) error {
 		}()
 	}
 	go func() {
-		code, err := sandbox.WaitProcess(ctx, c.PodID, c.ID, c.ID)
+		code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, c.ID)
 		if err != nil {
 			if ctx.Err() == nil {
 				klog.ErrorS(err, "Lost the container's exit", "container", c.ID)
@@ -111,7 +110,7 @@ func (s *Service) startIO(ctx context.Context, c containerRecord) error {
 		case <-time.After(2 * time.Second):
 		}
 		oom := false
-		if st, err := sandbox.StatusContainerContext(ctx, c.PodID, c.ID); err == nil {
+		if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil {
 			oom = st.OOMKilled
 		}
 		s.recordExitReason(c.ID, code, time.Now(), oom)

@@ -33,7 +33,7 @@ func (s *Service) removeContainer(ctx context.Context, c containerRecord) error 
 		return err
 	}
 	s.stopIO(c.ID)
-	if _, err := sandbox.DeleteContainerContext(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := s.opts.Sandboxes.DeleteContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("delete container %q: %w", c.ID, err)
 	}
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {

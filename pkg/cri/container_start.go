@@ -7,8 +7,6 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // StartContainer starts the container's process in the guest and starts
@@ -35,7 +33,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		s.failStart(c.ID, err)
 		return nil, err
 	}
-	if _, err := sandbox.StartContainerContext(ctx, c.PodID, c.ID); err != nil {
+	if _, err := s.opts.Sandboxes.StartContainer(ctx, c.PodID, c.ID); err != nil {
 		s.stopIO(c.ID)
 		s.failStart(c.ID, err)
 		return nil, fmt.Errorf("start container %q: %w", c.ID, err)

@@ -4,8 +4,6 @@ import (
 	"context"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // ContainerStats reports a running container's usage from its cgroup in
@@ -31,7 +29,7 @@ func (s *Service) containerStats(ctx context.Context, c containerRecord) (*runti
 	if c.State != runtime.ContainerState_CONTAINER_RUNNING {
 		return out, nil
 	}
-	st, err := sandbox.StatsContainer(ctx, c.PodID, c.ID)
+	st, err := s.opts.Sandboxes.StatsContainer(ctx, c.PodID, c.ID)
 	if err != nil {
 		return nil, err
 	}

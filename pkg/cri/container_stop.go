@@ -36,18 +36,18 @@ func (s *Service) stopContainer(ctx context.Context, c containerRecord, timeout 
 		return nil
 	}
 	if timeout > 0 {
-		if err := sandbox.SignalProcess(ctx, c.PodID, c.ID, c.ID, syscall.SIGTERM, false); err != nil {
+		if err := s.opts.Sandboxes.SignalProcess(ctx, c.PodID, c.ID, c.ID, syscall.SIGTERM, false); err != nil {
 			klog.V(2).InfoS("Cannot send SIGTERM", "container", c.ID, "err", err)
 		}
 		if s.waitExited(ctx, c.ID, timeout) {
 			return nil
 		}
 	}
-	if _, err := sandbox.StopContainerContext(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) {
+	if _, err := s.opts.Sandboxes.StopContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) {
 		return fmt.Errorf("kill container %q: %w", c.ID, err)
 	}
 	if !s.waitExited(ctx, c.ID, 5*time.Second) {
-		st, err := sandbox.StatusContainerContext(ctx, c.PodID, c.ID)
+		st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID)
 		code := int32(137)
 		if err == nil && st.State.State == sandbox.StateStopped {
 			code = st.ExitCode

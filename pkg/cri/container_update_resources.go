@@ -5,8 +5,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // UpdateContainerResources applies new limits to the container's cgroup
@@ -24,7 +22,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	if r == nil {
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
-	if err := sandbox.UpdateContainer(ctx, c.PodID, c.ID, resources(r)); err != nil {
+	if err := s.opts.Sandboxes.UpdateContainer(ctx, c.PodID, c.ID, resources(r)); err != nil {
 		return nil, err
 	}
 	_, err = s.containers.Update(c.ID, func(rec *containerRecord) error {

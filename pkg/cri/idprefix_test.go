@@ -70,6 +70,7 @@ func wantCode(t *testing.T, what string, err error, want codes.Code) {
 }
 
 func TestPodIDPrefixes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newTestService(t, t.TempDir())
 	c := grpcClient(t, s)
@@ -184,6 +185,7 @@ func TestPodIDPrefixes(t *testing.T) {
 }
 
 func TestContainerIDPrefixes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newTestService(t, t.TempDir())
 	c := grpcClient(t, s)

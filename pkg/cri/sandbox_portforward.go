@@ -5,8 +5,6 @@ import (
 	"io"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // PortForward returns the URL where the client forwards ports of the
@@ -31,5 +29,5 @@ func (s *Service) portForward(ctx context.Context, podID string, port int32, str
 	if _, err := s.pods.Get(podID); err != nil {
 		return err
 	}
-	return sandbox.PortForward(ctx, podID, uint32(port), stream)
+	return s.opts.Sandboxes.PortForward(ctx, podID, uint32(port), stream)
 }

@@ -53,11 +53,11 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	})
 
 	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)
-	if _, err := sandbox.RunSandboxContext(ctx, sbCfg); err != nil {
+	if _, err := s.opts.Sandboxes.RunSandbox(ctx, sbCfg); err != nil {
 		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
 	}
 	undo.Add("delete sandbox", func(ctx context.Context) error {
-		_, err := sandbox.DeleteSandboxContext(ctx, id)
+		_, err := s.opts.Sandboxes.DeleteSandbox(ctx, id)
 		return err
 	})
 

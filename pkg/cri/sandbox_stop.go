@@ -31,7 +31,7 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 }
 
 func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
-	if _, err := sandbox.StopSandboxContext(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := s.opts.Sandboxes.StopSandbox(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("stop pod sandbox %q: %w", pod.ID, err)
 	}
 	s.recordStoppedContainers(pod.ID)
@@ -49,7 +49,7 @@ func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 // recordStoppedContainers marks every container of a stopped pod exited,
 // with the exit its sandbox recorded.
 func (s *Service) recordStoppedContainers(podID string) {
-	st, _ := sandbox.StatusSandboxContext(context.Background(), podID)
+	st, _ := s.opts.Sandboxes.StatusSandbox(context.Background(), podID)
 	exits := map[string]sandbox.ContainerStatus{}
 	for _, c := range st.ContainersStatus {
 		exits[c.ID] = c

@@ -58,8 +58,11 @@ type Options struct {
 	// hypervisor, guest image, agent, VM size and network model. The
 	// pod's own settings are applied over it.
 	Sandbox sandbox.SandboxConfig
-	Images  imageStore
-	Network podNetwork
+	// Sandboxes runs the pods' VMs and their containers: a
+	// *sandbox.Runtime.
+	Sandboxes sandboxes
+	Images    imageStore
+	Network   podNetwork
 	// StreamingAddress is where exec, attach and port-forward streams are
 	// served: host:port, port 0 picks one.
 	StreamingAddress string
@@ -92,8 +95,8 @@ var _ runtime.RuntimeServiceServer = (*Service)(nil)
 // containers a previous run left: it reattaches to their VMs' output
 // and exits.
 func New(ctx context.Context, opts Options) (*Service, error) {
-	if opts.Images == nil || opts.Network == nil {
-		return nil, errors.New("cri: Images and Network are required")
+	if opts.Sandboxes == nil || opts.Images == nil || opts.Network == nil {
+		return nil, errors.New("cri: Sandboxes, Images and Network are required")
 	}
 	pods, err := store.Open[podRecord](filepath.Join(opts.StateDir, "pods"), "pod sandbox")
 	if err != nil {

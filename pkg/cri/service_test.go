@@ -16,21 +16,10 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/cni"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 	"github.com/vc-cri/vc-cri/pkg/image"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vc-cri-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	sandbox.StateRoot = filepath.Join(dir, "sandboxes")
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 // fakeImages knows one image, busybox, and gives containers empty roots.
 type fakeImages struct {
@@ -84,18 +73,45 @@ func (f *fakeNetwork) Teardown(_ context.Context, podID, _ string) error {
 
 func (f *fakeNetwork) Status(context.Context) error { return nil }
 
+// sandboxRoot is where the test service of stateDir keeps its sandboxes.
+func sandboxRoot(stateDir string) string { return filepath.Join(stateDir, "sandboxes") }
+
+// testSandboxes is a sandbox runtime on stateDir's sandboxRoot, with the
+// VMs of mock and the noop agent.
+func testSandboxes(stateDir string, mock hypervisor.Hypervisor) *sandbox.Runtime {
+	return sandbox.NewRuntime(sandbox.WithStateRoot(sandboxRoot(stateDir)), sandbox.WithHypervisor(sandbox.MockHypervisor, mock))
+}
+
+// newTestService is a service of its own for one test: records in
+// stateDir, a sandbox runtime of its own, fake images and network.
 func newTestService(t testing.TB, stateDir string) (*Service, *fakeNetwork) {
+	t.Helper()
+	return newTestServiceOn(t, stateDir, testSandboxes(stateDir, hypervisor.NewMock()))
+}
+
+// newTestServiceOn is newTestService on the given sandboxes.
+func newTestServiceOn(t testing.TB, stateDir string, sandboxes *sandbox.Runtime) (*Service, *fakeNetwork) {
 	t.Helper()
 	net := &fakeNetwork{active: map[string]bool{}}
 	s, err := New(context.Background(), Options{
-		StateDir: stateDir,
-		Sandbox:  sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
-		Images:   &fakeImages{dir: t.TempDir()},
-		Network:  net,
+		StateDir:  stateDir,
+		Sandbox:   sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
+		Sandboxes: sandboxes,
+		Images:    &fakeImages{dir: t.TempDir()},
+		Network:   net,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The pods the test leaves are removed, as kubelet would, and their
+	// sandboxes' mounts with them, before the directories go.
+	t.Cleanup(func() {
+		for _, p := range s.pods.List() {
+			if _, err := s.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: p.ID}); err != nil {
+				t.Errorf("remove pod %s: %v", p.ID, err)
+			}
+		}
+	})
 	return s, net
 }
 
@@ -117,6 +133,7 @@ func containerConfig(name string) *runtime.ContainerConfig {
 func code(err error) codes.Code { return status.Code(toStatus(err)) }
 
 func TestVersionAndStatus(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestService(t, t.TempDir())
 	v, err := s.Version(context.Background(), &runtime.VersionRequest{})
 	if err != nil || v.RuntimeName != RuntimeName || v.RuntimeApiVersion != "v1" {
@@ -138,6 +155,7 @@ func TestVersionAndStatus(t *testing.T) {
 }
 
 func TestPodAndContainerLifecycle(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, net := newTestService(t, t.TempDir())
 
@@ -226,6 +244,7 @@ func TestPodAndContainerLifecycle(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newTestService(t, t.TempDir())
 	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("bad")})
@@ -328,9 +347,11 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestRestartFindsPodsAndContainers(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
-	s, _ := newTestService(t, dir)
+	mock := hypervisor.NewMock()
+	s, _ := newTestServiceOn(t, dir, testSandboxes(dir, mock))
 	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("keep")})
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +361,8 @@ func TestRestartFindsPodsAndContainers(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	restarted, _ := newTestService(t, dir)
+	// The daemon restarts; the VMs run on.
+	restarted, _ := newTestServiceOn(t, dir, testSandboxes(dir, mock))
 	pods, err := restarted.ListPodSandbox(ctx, &runtime.ListPodSandboxRequest{})
 	if err != nil || len(pods.Items) != 1 || pods.Items[0].Id != run.PodSandboxId {
 		t.Fatalf("pods after restart: %v, %v", pods, err)
@@ -379,6 +401,7 @@ func runningContainer(t *testing.T, s *Service, pod string) (podID, containerID 
 }
 
 func TestContainerEvents(t *testing.T) {
+	t.Parallel()
 	s, _ := newTestService(t, t.TempDir())
 	ch := s.events.subscribe()
 	defer s.events.unsubscribe(ch)
@@ -397,6 +420,7 @@ func TestContainerEvents(t *testing.T) {
 }
 
 func TestPodHostname(t *testing.T) {
+	t.Parallel()
 	long := podConfig(strings.Repeat("a", 62) + "-bcd")
 	if h := podHostname(long); len(h) > 63 || strings.HasSuffix(h, "-") {
 		t.Fatalf("hostname %q of a long pod name: want at most 63 bytes, no trailing dash", h)
@@ -409,6 +433,7 @@ func TestPodHostname(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s, _ := newTestService(t, t.TempDir())
 	runningContainer(t, s, "metrics")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/vc-cri/vc-cri/pkg/agent"
@@ -16,64 +15,82 @@ import (
 // boots in about two seconds under TCG, much longer on a loaded host.
 const agentDialTimeout = 2 * time.Minute
 
-// guestAgent is the agent protocol's client side: *agent.Client for the
-// kata agent, noopAgent in unit tests.
-type guestAgent interface {
+// Agent is the host's side of a guest agent: *agent.Client for the kata
+// agent, the noop agent in unit tests.
+type Agent interface {
 	protocol.AgentClient
 	Close() error
 }
 
-// agents caches this process's agent links by sandbox ID. The link of a
-// VM is a single virtio-serial port: one process at a time holds it.
-var agents = struct {
-	sync.Mutex
-	m map[string]guestAgent
-}{m: map[string]guestAgent{}}
+// AgentDialer connects to the agent in a sandbox's VM.
+type AgentDialer interface {
+	Dial(ctx context.Context, vm hypervisor.VM) (Agent, error)
+}
 
-// agentOf returns the link to the sandbox's agent, connecting first if
-// this process has none.
-func agentOf(ctx context.Context, s *sandboxState) (guestAgent, error) {
-	agents.Lock()
-	defer agents.Unlock()
-	if a, ok := agents.m[s.Config.ID]; ok {
-		return a, nil
+var (
+	_ Agent       = (*agent.Client)(nil)
+	_ AgentDialer = kataDialer{}
+	_ AgentDialer = noopDialer{}
+)
+
+// kataDialer reaches vc-agent over the VM's agent socket.
+type kataDialer struct{}
+
+func (kataDialer) Dial(ctx context.Context, vm hypervisor.VM) (Agent, error) {
+	ctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
+	defer cancel()
+	c, err := agent.Dial(ctx, vm.AgentSocket())
+	if err != nil {
+		return nil, err
 	}
-	var a guestAgent
-	switch s.Config.AgentType {
-	case NoopAgentType:
-		noop := newNoopAgent()
-		if vm, err := vmOf(ctx, s); err == nil {
-			if mock, ok := vm.(*hypervisor.MockVM); ok {
-				noop.poweredOff = mock.Exit
-			}
-		}
-		a = noop
-	case KataContainersAgent:
-		vm, err := vmOf(ctx, s)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
-		defer cancel()
-		c, err := agent.Dial(ctx, vm.AgentSocket())
-		if err != nil {
-			return nil, fmt.Errorf("agent of sandbox %q: %w", s.Config.ID, err)
-		}
-		a = c
-	default:
-		return nil, fmt.Errorf("unknown agent type %q: %w", s.Config.AgentType, ErrInvalidConfig)
+	return c, nil
+}
+
+// noopDialer gives each sandbox a noop agent. A VM that can exit by
+// itself (hypervisor.MockVM) does when the agent destroys the sandbox, as
+// a guest powers itself off then.
+type noopDialer struct{}
+
+func (noopDialer) Dial(_ context.Context, vm hypervisor.VM) (Agent, error) {
+	a := newNoopAgent()
+	if e, ok := vm.(interface{ Exit() }); ok {
+		a.poweredOff = e.Exit
 	}
-	agents.m[s.Config.ID] = a
 	return a, nil
 }
 
-// dropAgent closes and forgets the sandbox's agent link.
-func dropAgent(id string) {
-	agents.Lock()
-	defer agents.Unlock()
-	if a, ok := agents.m[id]; ok {
+// agent returns the link to the sandbox's agent, connecting first if
+// this process has none. The dial, which waits for the guest to boot, is
+// made without the cache's mutex: the sandbox's lock, which the caller
+// holds, keeps a second dial of the same sandbox from starting meanwhile.
+func (ls *lockedSandbox) agent(ctx context.Context) (Agent, error) {
+	id := ls.Config.ID
+	if a, ok := ls.r.agents.get(id); ok {
+		return a, nil
+	}
+	dialer, err := ls.r.dialerFor(ls.Config.AgentType)
+	if err != nil {
+		return nil, err
+	}
+	vm, err := ls.vm(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := dialer.Dial(ctx, vm)
+	if err != nil {
+		return nil, fmt.Errorf("agent of sandbox %q: %w", id, err)
+	}
+	kept, ours := ls.r.agents.keep(id, a)
+	if !ours {
 		_ = a.Close()
-		delete(agents.m, id)
+	}
+	return kept, nil
+}
+
+// dropAgent closes and forgets the sandbox's agent link.
+func (r *Runtime) dropAgent(id string) {
+	if a, ok := r.agents.take(id); ok {
+		_ = a.Close()
 	}
 }
 

@@ -77,10 +77,10 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 		return nil, fmt.Errorf("container %q in sandbox %q: %w", cfg.ID, sid, err)
 	}
 	cfg.Resources = res
-	share := &containerShare{sandboxID: sid, containerID: cfg.ID}
+	share := &containerShare{sandboxDir: ls.dir(), containerID: cfg.ID}
 	defer func() {
 		if retErr != nil {
-			if err := unshare(sid, cfg.ID, share.mounts); err != nil {
+			if err := unshare(ls.dir(), cfg.ID, share.mounts); err != nil {
 				klog.ErrorS(err, "Cannot undo container mounts", "sandbox", sid, "container", cfg.ID)
 			}
 		}
@@ -93,7 +93,7 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 	if err != nil {
 		return nil, err
 	}
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -108,7 +108,7 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 		return nil, err
 	}
 	klog.InfoS("Container created", "sandbox", sid, "container", cfg.ID)
-	return newContainer(newSandbox(ls.sandboxState), c), nil
+	return newContainer(ls.snapshot(), c), nil
 }
 
 func startContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
@@ -118,7 +118,7 @@ func startContainer(ctx context.Context, ls *lockedSandbox, c *containerState) e
 	if err := checkTransition(containerTransitions, "container", c.Config.ID, c.State.State, StateRunning); err != nil {
 		return err
 	}
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		return err
 	}
@@ -137,7 +137,7 @@ func stopContainer(ctx context.Context, ls *lockedSandbox, c *containerState) er
 	if err := checkTransition(containerTransitions, "container", c.Config.ID, c.State.State, StateStopped); err != nil {
 		return err
 	}
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		return err
 	}
@@ -147,7 +147,7 @@ func stopContainer(ctx context.Context, ls *lockedSandbox, c *containerState) er
 
 // stopContainerProcesses kills every process of the container and records
 // how its init ended.
-func stopContainerProcesses(ctx context.Context, ag guestAgent, ls *lockedSandbox, c *containerState) {
+func stopContainerProcesses(ctx context.Context, ag Agent, ls *lockedSandbox, c *containerState) {
 	id := c.Config.ID
 	if _, err := ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
 		klog.V(2).InfoS("Cannot kill container processes", "sandbox", ls.Config.ID, "container", id, "err", err)
@@ -196,7 +196,7 @@ func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) 
 		return fmt.Errorf("container %s is running, stop it first: %w", c.Config.ID, ErrInvalidState)
 	}
 	if ls.State.State != StateStopped {
-		ag, err := agentOf(ctx, ls.sandboxState)
+		ag, err := ls.agent(ctx)
 		if err != nil {
 			return err
 		}
@@ -207,7 +207,7 @@ func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) 
 			return fmt.Errorf("remove container %q: %w", c.Config.ID, err)
 		}
 	}
-	if err := unshare(ls.Config.ID, c.Config.ID, c.Mounts); err != nil {
+	if err := unshare(ls.dir(), c.Config.ID, c.Mounts); err != nil {
 		return err
 	}
 	ls.removeContainer(c.Config.ID)
@@ -221,7 +221,7 @@ func refreshContainers(ctx context.Context, ls *lockedSandbox) {
 	if ls.State.State != StateRunning {
 		return
 	}
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		klog.ErrorS(err, "Cannot reach agent for container states", "sandbox", ls.Config.ID)
 		return

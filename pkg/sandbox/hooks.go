@@ -13,13 +13,13 @@ import (
 
 // runHooks runs OCI hooks in order, each given the sandbox's OCI state on
 // its stdin. The first failure stops the rest.
-func runHooks(ctx context.Context, hooks []Hook, sandboxID, status string, pid int) error {
+func (l *lockedSandbox) runHooks(ctx context.Context, hooks []Hook, status string) error {
 	if len(hooks) == 0 {
 		return nil
 	}
 	state, err := json.Marshal(specs.State{
-		Version: specs.Version, ID: sandboxID, Status: specs.ContainerState(status),
-		Pid: pid, Bundle: sandboxDir(sandboxID),
+		Version: specs.Version, ID: l.Config.ID, Status: specs.ContainerState(status),
+		Pid: l.VMPid, Bundle: l.dir(),
 	})
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func TestHostileGuestShare(t *testing.T) {
 }
 
 func hostileGuestShare(t *testing.T, sharedFS string) {
+	r, bg := vc.NewTestRuntime(t), context.Background()
 	rootfs := filepath.Join(t.TempDir(), "rootfs")
 	if out, err := exec.Command("cp", "-a", containerRootfs, rootfs).CombinedOutput(); err != nil {
 		t.Fatalf("copy rootfs: %v: %s", err, out)
@@ -121,19 +122,19 @@ func hostileGuestShare(t *testing.T, sharedFS string) {
 	}
 	cfg := qemuConfig(t, ctr)
 	cfg.HypervisorConfig.SharedFS = sharedFS
-	s, err := vc.CreateSandbox(cfg)
+	s, err := r.CreateSandbox(bg, cfg)
 	if err != nil {
 		t.Fatalf("CreateSandbox: %v", err)
 	}
-	defer vc.DeleteSandbox(s.ID())
-	sandboxDir := filepath.Join(vc.StateRoot, s.ID())
+	defer r.DeleteSandbox(bg, s.ID())
+	sandboxDir := filepath.Join(r.StateRoot(), s.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, stdout, _, err := vc.IOStream(ctx, s.ID(), "hostile", "hostile")
+	_, stdout, _, err := r.IOStream(ctx, s.ID(), "hostile", "hostile")
 	if err != nil {
 		t.Fatalf("IOStream: %v", err)
 	}
-	if _, err := vc.StartSandbox(s.ID()); err != nil {
+	if _, err := r.StartSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("StartSandbox: %v", err)
 	}
 	got := map[string]string{}
@@ -160,27 +161,27 @@ func hostileGuestShare(t *testing.T, sharedFS string) {
 	// FIFO (the unit tests plant a FIFO itself: 9p makes none).
 	execCtx, cancelExec := context.WithTimeout(ctx, time.Minute)
 	defer cancelExec()
-	_, _, p, err := vc.EnterContainer(s.ID(), "hostile", vc.Cmd{Args: []string{"id", "-u"}})
+	_, _, p, err := r.EnterContainer(bg, s.ID(), "hostile", vc.Cmd{Args: []string{"id", "-u"}})
 	if err != nil {
 		t.Fatalf("exec after the guest planted a FIFO at /etc/passwd: %v", err)
 	}
-	_, out, _, err := vc.IOStream(execCtx, s.ID(), "hostile", p.Token)
+	_, out, _, err := r.IOStream(execCtx, s.ID(), "hostile", p.Token)
 	if err != nil {
 		t.Fatal(err)
 	}
 	idOut, _ := io.ReadAll(out)
-	if code, err := vc.WaitProcess(execCtx, s.ID(), "hostile", p.Token); err != nil || code != 0 || string(idOut) != "0\n" {
+	if code, err := r.WaitProcess(execCtx, s.ID(), "hostile", p.Token); err != nil || code != 0 || string(idOut) != "0\n" {
 		t.Errorf("exec id -u: %q, %d, %v", idOut, code, err)
 	}
 	start := time.Now()
-	if _, _, _, err := vc.EnterContainer(s.ID(), "hostile", vc.Cmd{Args: []string{"id"}, User: "daemon"}); err == nil {
+	if _, _, _, err := r.EnterContainer(bg, s.ID(), "hostile", vc.Cmd{Args: []string{"id"}, User: "daemon"}); err == nil {
 		t.Error("exec as a named user over the guest's symlinked passwd succeeded")
 	}
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("exec as a named user took %v", d)
 	}
 	// The console went to a ring buffer in QEMU: no file grew.
-	_ = filepath.WalkDir(vc.StateRoot, func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(r.StateRoot(), func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && d.Name() == "console.log" {
 			t.Errorf("console file %s without debug", p)
 		}
@@ -188,10 +189,10 @@ func hostileGuestShare(t *testing.T, sharedFS string) {
 	})
 	// volume-dir-symlink is the guest's right inside its own volume; the
 	// host never resolves it.
-	if _, err := vc.StopSandbox(s.ID()); err != nil {
+	if _, err := r.StopSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("StopSandbox: %v", err)
 	}
-	if _, err := vc.DeleteSandbox(s.ID()); err != nil {
+	if _, err := r.DeleteSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("DeleteSandbox: %v", err)
 	}
 	if _, err := os.Stat(sandboxDir); !os.IsNotExist(err) {

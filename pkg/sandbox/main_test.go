@@ -30,7 +30,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	vc.StateRoot = filepath.Join(dir, "sandboxes")
+	// The example runs on the package-level API: its default runtime.
+	vc.SetDefault(vc.NewRuntime(vc.WithStateRoot(filepath.Join(dir, "sandboxes"))))
 
 	guest := os.Getenv("VC_GUEST_DIR")
 	if guest == "" {
@@ -45,7 +46,7 @@ func run(m *testing.M) int {
 	}
 
 	code := m.Run()
-	// What the tests and the example left running.
+	// What the example left running; each test deletes its own.
 	list, err := vc.ListSandbox()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -42,21 +42,21 @@ const (
 )
 
 // openSandboxRoot opens the sandbox's directory for fd-relative calls.
-func openSandboxRoot(id string) (*safemount.Root, error) {
-	return safemount.OpenRoot(sandboxDir(id))
+func openSandboxRoot(dir string) (*safemount.Root, error) {
+	return safemount.OpenRoot(dir)
 }
 
-// staged tells whether the sandbox has the staging layout.
-func staged(id string) bool {
-	fi, err := os.Lstat(filepath.Join(sandboxDir(id), stagingName))
+// staged tells whether the sandbox in dir has the staging layout.
+func staged(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, stagingName))
 	return err == nil && fi.IsDir()
 }
 
-// setupShare makes the sandbox's staging directory and the guest's
-// read-only view of it, and binds the sandbox's volumes there. On
-// failure the caller undoes it with removeSandboxDir.
-func setupShare(id string, volumes []Volume) error {
-	root, err := openSandboxRoot(id)
+// setupShare makes the staging directory of sandbox id, in dir, and the
+// guest's read-only view of it, and binds the sandbox's volumes there.
+// On failure the caller undoes it with removeSandboxDir.
+func setupShare(dir, id string, volumes []Volume) error {
+	root, err := openSandboxRoot(dir)
 	if err != nil {
 		return err
 	}
@@ -72,10 +72,10 @@ func setupShare(id string, volumes []Volume) error {
 	return nil
 }
 
-// unmountSandbox undoes every mount below the sandbox's directory,
+// unmountSandbox undoes every mount below the sandbox's directory dir,
 // deepest first.
-func unmountSandbox(id string) error {
-	root, err := openSandboxRoot(id)
+func unmountSandbox(dir string) error {
+	root, err := openSandboxRoot(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {
@@ -85,13 +85,14 @@ func unmountSandbox(id string) error {
 	return root.UnmountAll(".")
 }
 
-// removeSandboxDir unmounts everything below the sandbox's directory and
-// removes it; it refuses to remove while a mount is left.
-func removeSandboxDir(id string) error {
-	if err := unmountSandbox(id); err != nil {
+// removeSandboxDir unmounts everything below the directory of sandbox
+// id in stateRoot and removes it; it refuses to remove while a mount is
+// left.
+func removeSandboxDir(stateRoot, id string) error {
+	if err := unmountSandbox(filepath.Join(stateRoot, id)); err != nil {
 		return err
 	}
-	states, err := safemount.OpenRoot(StateRoot)
+	states, err := safemount.OpenRoot(stateRoot)
 	if err != nil {
 		return err
 	}
@@ -101,14 +102,14 @@ func removeSandboxDir(id string) error {
 
 // containerShare tracks the host mounts made for one container.
 type containerShare struct {
-	sandboxID, containerID string
-	mounts                 []string // host mount points, in mount order
+	sandboxDir, containerID string
+	mounts                  []string // host mount points, in mount order
 }
 
 // rel is a path of the container's below the sandbox directory.
 func (s *containerShare) rel(elem ...string) string {
 	base := sharedName
-	if staged(s.sandboxID) {
+	if staged(s.sandboxDir) {
 		base = stagingName
 	}
 	return path.Join(append([]string{base, s.containerID}, elem...)...)
@@ -163,7 +164,7 @@ func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
 // nodev; the target is made without following symlinks (a file target
 // must not exist yet).
 func (s *containerShare) bind(source, rel string, dir, readOnly bool) error {
-	root, err := openSandboxRoot(s.sandboxID)
+	root, err := openSandboxRoot(s.sandboxDir)
 	if err != nil {
 		return err
 	}
@@ -195,8 +196,8 @@ func hasSubmounts(dir string) bool {
 // recorded mount points only tell that there is something to undo: what
 // is unmounted is what the mount table holds below the container's
 // directory, wherever the guest moved it within.
-func unshare(sandboxID, containerID string, _ []string) error {
-	root, err := openSandboxRoot(sandboxID)
+func unshare(sandboxDir, containerID string, _ []string) error {
+	root, err := openSandboxRoot(sandboxDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	} else if err != nil {

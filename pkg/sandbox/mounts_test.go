@@ -15,9 +15,8 @@ func TestShareLayouts(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root (mounts)")
 	}
-	old := StateRoot
-	StateRoot = t.TempDir()
-	defer func() { StateRoot = old }()
+	t.Parallel()
+	stateRoot := t.TempDir()
 	rootfs := t.TempDir()
 	if err := os.WriteFile(filepath.Join(rootfs, "keep"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
@@ -27,39 +26,40 @@ func TestShareLayouts(t *testing.T) {
 		if staged {
 			id = "staged"
 		}
-		if err := os.MkdirAll(filepath.Join(sandboxDir(id), sharedName), 0o700); err != nil {
+		dir := filepath.Join(stateRoot, id)
+		if err := os.MkdirAll(filepath.Join(dir, sharedName), 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if staged {
-			if err := setupShare(id, nil); err != nil {
+			if err := setupShare(dir, id, nil); err != nil {
 				t.Fatal(err)
 			}
 		}
-		s := &containerShare{sandboxID: id, containerID: "c"}
+		s := &containerShare{sandboxDir: dir, containerID: "c"}
 		if _, err := s.shareRootfs(rootfs); err != nil {
 			t.Fatal(err)
 		}
 		// The guest's view shows the rootfs in both layouts.
-		if _, err := os.Stat(filepath.Join(sharedDir(id), "c", "rootfs", "keep")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, sharedName, "c", "rootfs", "keep")); err != nil {
 			t.Fatalf("%s: rootfs not seen in the shared directory: %v", id, err)
 		}
 		wantBase := sharedName
 		if staged {
 			wantBase = stagingName
 		}
-		if len(s.mounts) != 1 || s.mounts[0] != filepath.Join(sandboxDir(id), wantBase, "c", "rootfs") {
+		if len(s.mounts) != 1 || s.mounts[0] != filepath.Join(dir, wantBase, "c", "rootfs") {
 			t.Fatalf("%s: mounts %v", id, s.mounts)
 		}
-		if err := unshare(id, "c", s.mounts); err != nil {
+		if err := unshare(dir, "c", s.mounts); err != nil {
 			t.Fatalf("%s: unshare: %v", id, err)
 		}
-		if _, err := os.Stat(filepath.Join(sharedDir(id), "c")); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(dir, sharedName, "c")); !os.IsNotExist(err) {
 			t.Fatalf("%s: container directory left: %v", id, err)
 		}
-		if err := removeSandboxDir(id); err != nil {
+		if err := removeSandboxDir(stateRoot, id); err != nil {
 			t.Fatalf("%s: removeSandboxDir: %v", id, err)
 		}
-		if infos, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(sandboxDir(id))); len(infos) > 0 {
+		if infos, _ := mountinfo.GetMounts(mountinfo.PrefixFilter(dir)); len(infos) > 0 {
 			t.Fatalf("%s: mounts left: %s", id, infos[0].Mountpoint)
 		}
 		if _, err := os.Stat(filepath.Join(rootfs, "keep")); err != nil {

@@ -32,7 +32,7 @@ type noopProcess struct {
 	code   int32
 }
 
-var _ guestAgent = (*noopAgent)(nil)
+var _ Agent = (*noopAgent)(nil)
 
 func newNoopAgent() *noopAgent {
 	return &noopAgent{procs: map[[2]string]*noopProcess{}}

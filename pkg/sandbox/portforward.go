@@ -13,14 +13,14 @@ import (
 // the sandbox's guest (beyond the specification), until the port closes
 // or ctx ends. The connection is made inside the VM, where the pod's
 // network is.
-func PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error {
-	var ag guestAgent
-	err := withSandbox(sandboxID, func(ls *lockedSandbox) error {
+func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error {
+	var ag Agent
+	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
 		if ls.State.State != StateRunning {
 			return fmt.Errorf("sandbox %s is %s, not running: %w", sandboxID, ls.State.State, ErrInvalidState)
 		}
 		var err error
-		ag, err = agentOf(ctx, ls.sandboxState)
+		ag, err = ls.agent(ctx)
 		return err
 	})
 	if err != nil {

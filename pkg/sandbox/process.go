@@ -32,7 +32,7 @@ func enterContainer(ctx context.Context, ls *lockedSandbox, cs *containerState, 
 	if err != nil {
 		return nil, err
 	}
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -47,14 +47,14 @@ func enterContainer(ctx context.Context, ls *lockedSandbox, cs *containerState, 
 
 // processAgent finds the agent of a container's process, without keeping
 // the sandbox locked: streams and waits last as long as the process.
-func processAgent(ctx context.Context, sandboxID, containerID, token string) (guestAgent, string, error) {
-	var ag guestAgent
-	err := withContainer(sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
+func (r *Runtime) processAgent(ctx context.Context, sandboxID, containerID, token string) (Agent, string, error) {
+	var ag Agent
+	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
 		if ls.State.State == StateStopped {
 			return fmt.Errorf("sandbox %s is stopped: %w", sandboxID, ErrInvalidState)
 		}
 		var err error
-		ag, err = agentOf(ctx, ls.sandboxState)
+		ag, err = ls.agent(ctx)
 		return err
 	})
 	return ag, execID(containerID, token), err
@@ -72,8 +72,8 @@ func execID(containerID, token string) string {
 // read from the guest as it comes; closing stdin closes the process's.
 // stdin is nil for a process started without Interactive; stderr is
 // empty for one with a terminal, which merges it into stdout.
-func IOStream(ctx context.Context, sandboxID, containerID, token string) (io.WriteCloser, io.ReadCloser, io.ReadCloser, error) {
-	ag, eid, err := processAgent(ctx, sandboxID, containerID, token)
+func (r *Runtime) IOStream(ctx context.Context, sandboxID, containerID, token string) (io.WriteCloser, io.ReadCloser, io.ReadCloser, error) {
+	ag, eid, err := r.processAgent(ctx, sandboxID, containerID, token)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -90,7 +90,7 @@ func IOStream(ctx context.Context, sandboxID, containerID, token string) (io.Wri
 	return stdin, stdout, stderr, nil
 }
 
-func readOutput(ctx context.Context, ag guestAgent, cid, eid string, which protocol.OutputStream) (io.ReadCloser, error) {
+func readOutput(ctx context.Context, ag Agent, cid, eid string, which protocol.OutputStream) (io.ReadCloser, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	stream, err := ag.ReadOutput(ctx, &protocol.ReadOutputRequest{ContainerId: cid, ExecId: eid, Stream: which})
 	if err != nil {
@@ -140,7 +140,7 @@ func (r *outputReader) Close() error {
 // first write so that a stdin never written to costs nothing.
 type stdinWriter struct {
 	ctx                 context.Context // the IOStream call's: the stream's lifetime
-	ag                  guestAgent
+	ag                  Agent
 	containerID, execID string
 	stream              protocol.Agent_WriteStdinClient
 }
@@ -176,8 +176,8 @@ func (w *stdinWriter) Close() error {
 // WaitProcess waits until the process exits and returns its exit code:
 // 128 plus the signal number when a signal ended it. Waiting for the
 // container's own process records its end in the container's state.
-func WaitProcess(ctx context.Context, sandboxID, containerID, token string) (int32, error) {
-	ag, eid, err := processAgent(ctx, sandboxID, containerID, token)
+func (r *Runtime) WaitProcess(ctx context.Context, sandboxID, containerID, token string) (int32, error) {
+	ag, eid, err := r.processAgent(ctx, sandboxID, containerID, token)
 	if err != nil {
 		return 0, err
 	}
@@ -186,7 +186,7 @@ func WaitProcess(ctx context.Context, sandboxID, containerID, token string) (int
 		return 0, err
 	}
 	if eid == "" {
-		err = withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+		err = r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 			if cs.State.State == StateRunning {
 				recordExit(cs, exit)
 				return ls.save()
@@ -199,8 +199,8 @@ func WaitProcess(ctx context.Context, sandboxID, containerID, token string) (int
 
 // SignalProcess sends a signal to one process; with all, to every
 // process of the container.
-func SignalProcess(ctx context.Context, sandboxID, containerID, token string, signal syscall.Signal, all bool) error {
-	ag, eid, err := processAgent(ctx, sandboxID, containerID, token)
+func (r *Runtime) SignalProcess(ctx context.Context, sandboxID, containerID, token string, signal syscall.Signal, all bool) error {
+	ag, eid, err := r.processAgent(ctx, sandboxID, containerID, token)
 	if err != nil {
 		return err
 	}
@@ -209,8 +209,8 @@ func SignalProcess(ctx context.Context, sandboxID, containerID, token string, si
 }
 
 // WinsizeProcess resizes the terminal of a process that has one.
-func WinsizeProcess(ctx context.Context, sandboxID, containerID, token string, height, width uint32) error {
-	ag, eid, err := processAgent(ctx, sandboxID, containerID, token)
+func (r *Runtime) WinsizeProcess(ctx context.Context, sandboxID, containerID, token string, height, width uint32) error {
+	ag, eid, err := r.processAgent(ctx, sandboxID, containerID, token)
 	if err != nil {
 		return err
 	}
@@ -258,8 +258,8 @@ type InterfaceStats struct {
 }
 
 // StatsContainer reports a container's resource usage.
-func StatsContainer(ctx context.Context, sandboxID, containerID string) (ContainerStats, error) {
-	ag, _, err := processAgent(ctx, sandboxID, containerID, containerID)
+func (r *Runtime) StatsContainer(ctx context.Context, sandboxID, containerID string) (ContainerStats, error) {
+	ag, _, err := r.processAgent(ctx, sandboxID, containerID, containerID)
 	if err != nil {
 		return ContainerStats{}, err
 	}
@@ -309,8 +309,8 @@ func StatsContainer(ctx context.Context, sandboxID, containerID string) (Contain
 
 // UpdateContainer applies new cgroup limits to a container in the guest
 // and keeps them in its configuration.
-func UpdateContainer(ctx context.Context, sandboxID, containerID string, resources specs.LinuxResources) error {
-	return withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+func (r *Runtime) UpdateContainer(ctx context.Context, sandboxID, containerID string, resources specs.LinuxResources) error {
+	return r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		if s := cs.State.State; s != StateRunning && s != StateReady {
 			return fmt.Errorf("container %s is %s: %w", containerID, s, ErrInvalidState)
 		}
@@ -322,7 +322,7 @@ func UpdateContainer(ctx context.Context, sandboxID, containerID string, resourc
 		if err != nil {
 			return err
 		}
-		ag, err := agentOf(ctx, ls.sandboxState)
+		ag, err := ls.agent(ctx)
 		if err != nil {
 			return err
 		}

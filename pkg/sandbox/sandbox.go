@@ -29,14 +29,11 @@ type VCSandbox interface {
 
 // Sandbox is a snapshot of a sandbox as of the call that returned it.
 type Sandbox struct {
+	r     *Runtime // the runtime that made it, for SetAnnotations
 	state sandboxState
 }
 
 var _ VCSandbox = (*Sandbox)(nil)
-
-func newSandbox(s *sandboxState) *Sandbox {
-	return &Sandbox{state: *s}
-}
 
 // ID returns the sandbox's ID.
 func (s *Sandbox) ID() string { return s.state.Config.ID }
@@ -58,7 +55,7 @@ func (s *Sandbox) GetAnnotations() map[string]string {
 // SetAnnotations adds the annotations, replacing those of the same keys,
 // and persists them.
 func (s *Sandbox) SetAnnotations(annotations map[string]string) error {
-	ls, err := loadSandbox(s.ID())
+	ls, err := s.r.loadSandbox(s.ID())
 	if err != nil {
 		return err
 	}
@@ -99,17 +96,15 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-func validateSandboxConfig(c *SandboxConfig) error {
+func (r *Runtime) validateSandboxConfig(c *SandboxConfig) error {
 	if err := checkID("sandbox", c.ID); err != nil {
 		return err
 	}
-	if _, err := hypervisorFor(c.HypervisorType); err != nil {
+	if _, err := r.hypervisorFor(c.HypervisorType); err != nil {
 		return err
 	}
-	switch c.AgentType {
-	case KataContainersAgent, NoopAgentType:
-	default:
-		return fmt.Errorf("unknown agent type %q: %w", c.AgentType, ErrInvalidConfig)
+	if _, err := r.dialerFor(c.AgentType); err != nil {
+		return err
 	}
 	if !c.NetworkConfig.InterworkingModel.IsValid() {
 		return fmt.Errorf("network interworking model %d: %w", c.NetworkConfig.InterworkingModel, ErrInvalidConfig)
@@ -144,22 +139,22 @@ func validateSandboxConfig(c *SandboxConfig) error {
 
 // createSandbox boots the sandbox's VM, reaches its agent, and creates
 // its containers. On failure everything done is undone.
-func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr error) {
+func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr error) {
 	if cfg.ID == "" {
 		cfg.ID = newID()
 	}
-	if err := validateSandboxConfig(&cfg); err != nil {
+	if err := r.validateSandboxConfig(&cfg); err != nil {
 		return nil, err
 	}
-	hv, err := hypervisorFor(cfg.HypervisorType)
+	hv, err := r.hypervisorFor(cfg.HypervisorType)
 	if err != nil {
 		return nil, err
 	}
-	vmCfg, err := vmConfig(cfg.ID, &cfg)
+	vmCfg, err := r.vmConfig(cfg.ID, &cfg)
 	if err != nil {
 		return nil, err
 	}
-	ls, err := createSandboxDir(cfg.ID)
+	ls, err := r.createSandboxDir(cfg.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +165,14 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		}
 		ls.unlock()
 	}()
-	undo.Add("remove sandbox directory", func(context.Context) error { return removeSandboxDir(cfg.ID) })
+	undo.Add("remove sandbox directory", func(context.Context) error { return removeSandboxDir(r.stateRoot, cfg.ID) })
 
 	ls.Config = cfg
 	ls.Config.AgentConfig = kataConfig(cfg.AgentConfig)
 	ls.CreatedAt = time.Now()
 	ls.State = State{StateReady}
 
-	if err := setupShare(cfg.ID, cfg.Volumes); err != nil {
+	if err := setupShare(ls.dir(), cfg.ID, cfg.Volumes); err != nil {
 		return nil, err
 	}
 
@@ -197,15 +192,15 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 	if err != nil {
 		return nil, fmt.Errorf("start VM of sandbox %q: %w", cfg.ID, err)
 	}
-	rememberVM(cfg.ID, vm)
-	undo.Add("stop VM", func(ctx context.Context) error { forgetVM(cfg.ID); return vm.Stop(ctx) })
+	r.vms.put(cfg.ID, vm)
+	undo.Add("stop VM", func(ctx context.Context) error { r.vms.take(cfg.ID); return vm.Stop(ctx) })
 	ls.VMPid = vm.Pid()
 
-	ag, err := agentOf(ctx, ls.sandboxState)
+	ag, err := ls.agent(ctx)
 	if err != nil {
 		return nil, err
 	}
-	undo.Add("close agent link", func(context.Context) error { dropAgent(cfg.ID); return nil })
+	undo.Add("close agent link", func(context.Context) error { r.dropAgent(cfg.ID); return nil })
 	details, err := ag.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
 	if err != nil {
 		return nil, fmt.Errorf("details of the guest of sandbox %q: %w", cfg.ID, err)
@@ -219,7 +214,7 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 	if err := ls.save(); err != nil {
 		return nil, err
 	}
-	if err := runHooks(ctx, cfg.Hooks.PreStartHooks, cfg.ID, "created", ls.VMPid); err != nil {
+	if err := ls.runHooks(ctx, cfg.Hooks.PreStartHooks, "created"); err != nil {
 		return nil, err
 	}
 	for i := range cfg.Containers {
@@ -228,7 +223,7 @@ func createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sandbox, retErr e
 		}
 	}
 	klog.InfoS("Sandbox created", "sandbox", cfg.ID, "pid", ls.VMPid)
-	return newSandbox(ls.sandboxState), nil
+	return ls.snapshot(), nil
 }
 
 // startSandbox starts a ready sandbox's containers.
@@ -250,7 +245,7 @@ func startSandbox(ctx context.Context, ls *lockedSandbox) error {
 	if err := ls.save(); err != nil {
 		return err
 	}
-	return runHooks(ctx, ls.Config.Hooks.PostStartHooks, ls.Config.ID, "running", ls.VMPid)
+	return ls.runHooks(ctx, ls.Config.Hooks.PostStartHooks, "running")
 }
 
 // powerOffTimeout bounds the wait for a guest to power itself off.
@@ -264,7 +259,7 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 		return err
 	}
 	klog.InfoS("Stopping sandbox", "sandbox", id)
-	vm, vmErr := vmOf(ctx, ls.sandboxState)
+	vm, vmErr := ls.vm(ctx)
 	if vmErr == nil && ls.State.State == StatePaused {
 		if err := vm.Resume(ctx); err != nil {
 			klog.ErrorS(err, "Cannot resume VM to stop it", "sandbox", id)
@@ -272,7 +267,7 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 	}
 	if vmErr == nil {
 		dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ag, err := agentOf(dialCtx, ls.sandboxState)
+		ag, err := ls.agent(dialCtx)
 		cancel()
 		if err == nil {
 			for _, c := range ls.Containers {
@@ -294,13 +289,13 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 			klog.ErrorS(err, "Agent unreachable, the VM will be ended by force", "sandbox", id)
 		}
 	}
-	dropAgent(id)
+	ls.r.dropAgent(id)
 	if vmErr == nil {
 		if err := vm.Stop(ctx); err != nil {
 			return fmt.Errorf("stop VM of sandbox %q: %w", id, err)
 		}
 	}
-	forgetVM(id)
+	ls.r.vms.take(id)
 	if err := disconnectNetwork(ctx, ls.Config.NetworkConfig.NetNSPath, ls.Endpoints); err != nil {
 		return fmt.Errorf("disconnect network of sandbox %q: %w", id, err)
 	}
@@ -316,7 +311,7 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 		return err
 	}
 	klog.InfoS("Sandbox stopped", "sandbox", id)
-	return runHooks(ctx, ls.Config.Hooks.PostStopHooks, id, "stopped", ls.VMPid)
+	return ls.runHooks(ctx, ls.Config.Hooks.PostStopHooks, "stopped")
 }
 
 // deleteSandbox stops the sandbox if needed and removes everything of it.
@@ -328,12 +323,12 @@ func deleteSandbox(ctx context.Context, ls *lockedSandbox) error {
 	}
 	var errs []error
 	for _, c := range ls.Containers {
-		if err := unshare(ls.Config.ID, c.Config.ID, c.Mounts); err != nil {
+		if err := unshare(ls.dir(), c.Config.ID, c.Mounts); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if len(errs) == 0 {
-		if err := unmountSandbox(ls.Config.ID); err != nil {
+		if err := unmountSandbox(ls.dir()); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -362,7 +357,7 @@ func setVMRunning(ctx context.Context, ls *lockedSandbox, to StateString) error 
 	if err := checkTransition(sandboxTransitions, "sandbox", ls.Config.ID, ls.State.State, to); err != nil {
 		return err
 	}
-	vm, err := vmOf(ctx, ls.sandboxState)
+	vm, err := ls.vm(ctx)
 	if err != nil {
 		return err
 	}

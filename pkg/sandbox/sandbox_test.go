@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -42,9 +43,9 @@ func testContainer(t *testing.T, id string) ContainerConfig {
 	return ContainerConfig{ID: id, RootFs: testRootfs(t), Cmd: Cmd{Args: []string{"sleep", "1000"}}}
 }
 
-func mustState(t *testing.T, id string, want StateString) SandboxStatus {
+func mustState(t *testing.T, r *Runtime, id string, want StateString) SandboxStatus {
 	t.Helper()
-	st, err := StatusSandbox(id)
+	st, err := r.StatusSandbox(context.Background(), id)
 	if err != nil {
 		t.Fatalf("StatusSandbox(%s): %v", id, err)
 	}
@@ -55,120 +56,126 @@ func mustState(t *testing.T, id string, want StateString) SandboxStatus {
 }
 
 func TestSandboxLifecycle(t *testing.T) {
-	s, err := CreateSandbox(mockConfig("life", testContainer(t, "c1")))
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	s, err := r.CreateSandbox(ctx, mockConfig("life", testContainer(t, "c1")))
 	if err != nil {
 		t.Fatalf("CreateSandbox: %v", err)
 	}
 	if s.ID() != "life" || len(s.GetAllContainers()) != 1 {
 		t.Fatalf("sandbox %s has %d containers, want life with 1", s.ID(), len(s.GetAllContainers()))
 	}
-	st := mustState(t, "life", StateReady)
+	st := mustState(t, r, "life", StateReady)
 	if st.ContainersStatus[0].State.State != StateReady {
 		t.Fatalf("container is %s, want ready", st.ContainersStatus[0].State.State)
 	}
-	if _, err := StartSandbox("life"); err != nil {
+	if _, err := r.StartSandbox(ctx, "life"); err != nil {
 		t.Fatalf("StartSandbox: %v", err)
 	}
-	st = mustState(t, "life", StateRunning)
+	st = mustState(t, r, "life", StateRunning)
 	if st.ContainersStatus[0].State.State != StateRunning {
 		t.Fatalf("container is %s after StartSandbox, want running", st.ContainersStatus[0].State.State)
 	}
-	if _, err := PauseSandbox("life"); err != nil {
+	if _, err := r.PauseSandbox(ctx, "life"); err != nil {
 		t.Fatalf("PauseSandbox: %v", err)
 	}
-	mustState(t, "life", StatePaused)
-	if _, err := ResumeSandbox("life"); err != nil {
+	mustState(t, r, "life", StatePaused)
+	if _, err := r.ResumeSandbox(ctx, "life"); err != nil {
 		t.Fatalf("ResumeSandbox: %v", err)
 	}
-	mustState(t, "life", StateRunning)
-	if _, err := StopSandbox("life"); err != nil {
+	mustState(t, r, "life", StateRunning)
+	if _, err := r.StopSandbox(ctx, "life"); err != nil {
 		t.Fatalf("StopSandbox: %v", err)
 	}
-	st = mustState(t, "life", StateStopped)
+	st = mustState(t, r, "life", StateStopped)
 	if st.ContainersStatus[0].State.State != StateStopped {
 		t.Fatalf("container is %s after StopSandbox, want stopped", st.ContainersStatus[0].State.State)
 	}
-	if _, err := DeleteSandbox("life"); err != nil {
+	if _, err := r.DeleteSandbox(ctx, "life"); err != nil {
 		t.Fatalf("DeleteSandbox: %v", err)
 	}
-	if _, err := StatusSandbox("life"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.StatusSandbox(ctx, "life"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("StatusSandbox after delete: %v, want ErrNotFound", err)
 	}
-	if _, err := os.Stat(sandboxDir("life")); !os.IsNotExist(err) {
+	if _, err := os.Stat(r.sandboxDir("life")); !os.IsNotExist(err) {
 		t.Fatalf("sandbox directory left after delete: %v", err)
 	}
 }
 
 func TestRunSandboxAndDeleteRunning(t *testing.T) {
-	if _, err := RunSandbox(mockConfig("run", testContainer(t, "c1"))); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("run", testContainer(t, "c1"))); err != nil {
 		t.Fatalf("RunSandbox: %v", err)
 	}
-	mustState(t, "run", StateRunning)
+	mustState(t, r, "run", StateRunning)
 	// DeleteSandbox stops what runs first.
-	if _, err := DeleteSandbox("run"); err != nil {
+	if _, err := r.DeleteSandbox(ctx, "run"); err != nil {
 		t.Fatalf("DeleteSandbox of a running sandbox: %v", err)
 	}
-	if _, err := StatusSandbox("run"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.StatusSandbox(ctx, "run"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("StatusSandbox after delete: %v, want ErrNotFound", err)
 	}
 }
 
 func TestInvalidSandboxTransitions(t *testing.T) {
-	if _, err := CreateSandbox(mockConfig("trans")); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.CreateSandbox(ctx, mockConfig("trans")); err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("trans")
 	steps := []struct {
 		name string
-		op   func(string) (VCSandbox, error)
+		op   func(context.Context, string) (VCSandbox, error)
 		from StateString
 	}{
-		{"pause ready", PauseSandbox, StateReady},
-		{"resume ready", ResumeSandbox, StateReady},
+		{"pause ready", r.PauseSandbox, StateReady},
+		{"resume ready", r.ResumeSandbox, StateReady},
 	}
 	for _, s := range steps {
-		if _, err := s.op("trans"); !errors.Is(err, ErrInvalidState) {
+		if _, err := s.op(ctx, "trans"); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("%s: %v, want ErrInvalidState", s.name, err)
 		}
-		mustState(t, "trans", s.from)
+		mustState(t, r, "trans", s.from)
 	}
-	if _, err := StartSandbox("trans"); err != nil {
+	if _, err := r.StartSandbox(ctx, "trans"); err != nil {
 		t.Fatal(err)
 	}
-	for name, op := range map[string]func(string) (VCSandbox, error){"start running": StartSandbox, "resume running": ResumeSandbox} {
-		if _, err := op("trans"); !errors.Is(err, ErrInvalidState) {
+	for name, op := range map[string]func(context.Context, string) (VCSandbox, error){"start running": r.StartSandbox, "resume running": r.ResumeSandbox} {
+		if _, err := op(ctx, "trans"); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("%s: %v, want ErrInvalidState", name, err)
 		}
-		mustState(t, "trans", StateRunning)
+		mustState(t, r, "trans", StateRunning)
 	}
-	if _, err := PauseSandbox("trans"); err != nil {
+	if _, err := r.PauseSandbox(ctx, "trans"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := StartSandbox("trans"); !errors.Is(err, ErrInvalidState) {
+	if _, err := r.StartSandbox(ctx, "trans"); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("start paused: %v, want ErrInvalidState", err)
 	}
-	mustState(t, "trans", StatePaused)
-	if _, err := StopSandbox("trans"); err != nil {
+	mustState(t, r, "trans", StatePaused)
+	if _, err := r.StopSandbox(ctx, "trans"); err != nil {
 		t.Fatalf("stop paused: %v", err)
 	}
-	for name, op := range map[string]func(string) (VCSandbox, error){
-		"start stopped": StartSandbox, "stop stopped": StopSandbox, "pause stopped": PauseSandbox, "resume stopped": ResumeSandbox,
+	for name, op := range map[string]func(context.Context, string) (VCSandbox, error){
+		"start stopped": r.StartSandbox, "stop stopped": r.StopSandbox, "pause stopped": r.PauseSandbox, "resume stopped": r.ResumeSandbox,
 	} {
-		if _, err := op("trans"); !errors.Is(err, ErrInvalidState) {
+		if _, err := op(ctx, "trans"); !errors.Is(err, ErrInvalidState) {
 			t.Errorf("%s: %v, want ErrInvalidState", name, err)
 		}
-		mustState(t, "trans", StateStopped)
+		mustState(t, r, "trans", StateStopped)
 	}
-	if _, _, err := CreateContainer("trans", testContainer(t, "late")); !errors.Is(err, ErrInvalidState) {
+	if _, _, err := r.CreateContainer(ctx, "trans", testContainer(t, "late")); !errors.Is(err, ErrInvalidState) {
 		t.Errorf("create container in stopped sandbox: %v, want ErrInvalidState", err)
 	}
 }
 
 func TestBadSandboxConfigs(t *testing.T) {
-	if _, err := CreateSandbox(mockConfig("dup")); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.CreateSandbox(ctx, mockConfig("dup")); err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("dup")
 
 	missingKernel := mockConfig("nokernel")
 	missingKernel.HypervisorType = QemuHypervisor
@@ -209,126 +216,130 @@ func TestBadSandboxConfigs(t *testing.T) {
 		{"DAX cache", badCache, ErrInvalidConfig},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if _, err := CreateSandbox(tc.cfg); !errors.Is(err, tc.want) {
+			if _, err := r.CreateSandbox(ctx, tc.cfg); !errors.Is(err, tc.want) {
 				t.Fatalf("CreateSandbox: %v, want %v", err, tc.want)
 			}
 			if tc.cfg.ID != "dup" {
-				if _, err := os.Stat(sandboxDir(tc.cfg.ID)); err == nil {
+				if _, err := os.Stat(r.sandboxDir(tc.cfg.ID)); err == nil {
 					t.Fatalf("a refused sandbox left its directory")
 				}
 			}
 		})
 	}
-	if _, err := StatusContainer("dup", "nosuch"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.StatusContainer(ctx, "dup", "nosuch"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("StatusContainer of unknown container: %v, want ErrNotFound", err)
 	}
-	if _, err := StatusSandbox("nosuch"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.StatusSandbox(ctx, "nosuch"); !errors.Is(err, ErrNotFound) {
 		t.Errorf("StatusSandbox of unknown sandbox: %v, want ErrNotFound", err)
 	}
-	if err := KillContainer("nosuch", "c", syscall.SIGKILL, false); !errors.Is(err, ErrNotFound) {
+	if err := r.KillContainer(ctx, "nosuch", "c", syscall.SIGKILL, false); !errors.Is(err, ErrNotFound) {
 		t.Errorf("KillContainer in unknown sandbox: %v, want ErrNotFound", err)
 	}
 }
 
 func TestGeneratedID(t *testing.T) {
-	s, err := CreateSandbox(mockConfig(""))
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	s, err := r.CreateSandbox(ctx, mockConfig(""))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox(s.ID())
 	if len(s.ID()) != 64 {
 		t.Fatalf("generated ID %q, want 64 hex digits", s.ID())
 	}
-	mustState(t, s.ID(), StateReady)
+	mustState(t, r, s.ID(), StateReady)
 }
 
 func TestContainerLifecycle(t *testing.T) {
-	if _, err := RunSandbox(mockConfig("ctr")); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("ctr")); err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("ctr")
 
 	cfg := testContainer(t, "web")
 	cfg.Annotations = map[string]string{"io.vc-cri.test": "yes"}
-	_, c, err := CreateContainer("ctr", cfg)
+	_, c, err := r.CreateContainer(ctx, "ctr", cfg)
 	if err != nil {
 		t.Fatalf("CreateContainer: %v", err)
 	}
 	if c.GetAnnotations()["io.vc-cri.test"] != "yes" || c.Sandbox().ID() != "ctr" || c.GetToken() != "web" {
 		t.Fatalf("container %s: annotations %v, sandbox %s, token %s", c.ID(), c.GetAnnotations(), c.Sandbox().ID(), c.GetToken())
 	}
-	if _, _, err := CreateContainer("ctr", cfg); !errors.Is(err, ErrAlreadyExists) {
+	if _, _, err := r.CreateContainer(ctx, "ctr", cfg); !errors.Is(err, ErrAlreadyExists) {
 		t.Fatalf("second CreateContainer: %v, want ErrAlreadyExists", err)
 	}
-	if _, err := StartContainer("ctr", "web"); err != nil {
+	if _, err := r.StartContainer(ctx, "ctr", "web"); err != nil {
 		t.Fatalf("StartContainer: %v", err)
 	}
-	if _, err := StartContainer("ctr", "web"); !errors.Is(err, ErrInvalidState) {
+	if _, err := r.StartContainer(ctx, "ctr", "web"); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("StartContainer of running: %v, want ErrInvalidState", err)
 	}
-	if _, err := DeleteContainer("ctr", "web"); !errors.Is(err, ErrInvalidState) {
+	if _, err := r.DeleteContainer(ctx, "ctr", "web"); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("DeleteContainer of running: %v, want ErrInvalidState", err)
 	}
-	st, err := StatusContainer("ctr", "web")
+	st, err := r.StatusContainer(ctx, "ctr", "web")
 	if err != nil || st.State.State != StateRunning || st.StartTime.IsZero() {
 		t.Fatalf("StatusContainer: %+v, %v; want running with a start time", st, err)
 	}
-	list, err := ProcessListContainer("ctr", "web", ProcessListOptions{Format: "table"})
+	list, err := r.ProcessListContainer(ctx, "ctr", "web", ProcessListOptions{Format: "table"})
 	if err != nil || len(list) == 0 {
 		t.Fatalf("ProcessListContainer: %q, %v", list, err)
 	}
-	if err := KillContainer("ctr", "web", syscall.SIGTERM, false); err != nil {
+	if err := r.KillContainer(ctx, "ctr", "web", syscall.SIGTERM, false); err != nil {
 		t.Fatalf("KillContainer: %v", err)
 	}
-	st, err = StatusContainer("ctr", "web")
+	st, err = r.StatusContainer(ctx, "ctr", "web")
 	if err != nil || st.State.State != StateStopped || st.ExitCode != 128+int32(syscall.SIGTERM) {
 		t.Fatalf("StatusContainer after SIGTERM: %+v, %v; want stopped with exit code 143", st, err)
 	}
-	if _, err := StopContainer("ctr", "web"); !errors.Is(err, ErrInvalidState) {
+	if _, err := r.StopContainer(ctx, "ctr", "web"); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("StopContainer of stopped: %v, want ErrInvalidState", err)
 	}
-	if _, err := DeleteContainer("ctr", "web"); err != nil {
+	if _, err := r.DeleteContainer(ctx, "ctr", "web"); err != nil {
 		t.Fatalf("DeleteContainer: %v", err)
 	}
-	if _, err := StatusContainer("ctr", "web"); !errors.Is(err, ErrNotFound) {
+	if _, err := r.StatusContainer(ctx, "ctr", "web"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("StatusContainer after delete: %v, want ErrNotFound", err)
 	}
-	if _, err := os.Stat(filepath.Join(sharedDir("ctr"), "web")); !os.IsNotExist(err) {
+	if _, err := os.Stat(filepath.Join(r.sharedDir("ctr"), "web")); !os.IsNotExist(err) {
 		t.Fatalf("container's shared directory left: %v", err)
 	}
 }
 
 func TestStopAndEnterContainer(t *testing.T) {
-	if _, err := RunSandbox(mockConfig("enter", testContainer(t, "c"))); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("enter", testContainer(t, "c"))); err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("enter")
-	_, c, p, err := EnterContainer("enter", "c", Cmd{Args: []string{"true"}})
+	_, c, p, err := r.EnterContainer(ctx, "enter", "c", Cmd{Args: []string{"true"}})
 	if err != nil {
 		t.Fatalf("EnterContainer: %v", err)
 	}
 	if p.Token == "" || p.Token == c.ID() {
 		t.Fatalf("exec token %q: want one of its own", p.Token)
 	}
-	if _, err := StopContainer("enter", "c"); err != nil {
+	if _, err := r.StopContainer(ctx, "enter", "c"); err != nil {
 		t.Fatalf("StopContainer: %v", err)
 	}
-	if _, _, _, err := EnterContainer("enter", "c", Cmd{Args: []string{"true"}}); !errors.Is(err, ErrInvalidState) {
+	if _, _, _, err := r.EnterContainer(ctx, "enter", "c", Cmd{Args: []string{"true"}}); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("EnterContainer in a stopped container: %v, want ErrInvalidState", err)
 	}
-	if _, err := ProcessListContainer("enter", "c", ProcessListOptions{}); !errors.Is(err, ErrInvalidState) {
+	if _, err := r.ProcessListContainer(ctx, "enter", "c", ProcessListOptions{}); !errors.Is(err, ErrInvalidState) {
 		t.Fatalf("ProcessListContainer of a stopped container: %v, want ErrInvalidState", err)
 	}
 }
 
 func TestAnnotationsPersistAndSerialise(t *testing.T) {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
 	cfg := mockConfig("notes")
 	cfg.Annotations = map[string]string{"org.example.a": "1"}
-	s, err := CreateSandbox(cfg)
+	s, err := r.CreateSandbox(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("notes")
 	if v, err := s.Annotations("org.example.a"); err != nil || v != "1" {
 		t.Fatalf("Annotations: %q, %v", v, err)
 	}
@@ -341,14 +352,14 @@ func TestAnnotationsPersistAndSerialise(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s := &Sandbox{state: sandboxState{Config: SandboxConfig{ID: "notes"}}}
+			s := &Sandbox{r: r, state: sandboxState{Config: SandboxConfig{ID: "notes"}}}
 			if err := s.SetAnnotations(map[string]string{fmt.Sprintf("org.example.k%d", i): "v"}); err != nil {
 				t.Error(err)
 			}
 		}()
 	}
 	wg.Wait()
-	st, err := StatusSandbox("notes")
+	st, err := r.StatusSandbox(ctx, "notes")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,14 +369,15 @@ func TestAnnotationsPersistAndSerialise(t *testing.T) {
 }
 
 func TestProcessRestartFindsSandbox(t *testing.T) {
-	if _, err := RunSandbox(mockConfig("restart", testContainer(t, "c"))); err != nil {
+	t.Parallel()
+	ctx, r := context.Background(), testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("restart", testContainer(t, "c"))); err != nil {
 		t.Fatal(err)
 	}
-	defer DeleteSandbox("restart")
-	// A new process has no cached VM or agent handles.
-	forgetVM("restart")
-	dropAgent("restart")
-	list, err := ListSandbox()
+	// A new process: a runtime on the same state root and hypervisor,
+	// with no cached VM or agent handles.
+	r = NewRuntime(WithStateRoot(r.StateRoot()), WithHypervisor(MockHypervisor, r.hypervisors[MockHypervisor]))
+	list, err := r.ListSandbox(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,15 +388,16 @@ func TestProcessRestartFindsSandbox(t *testing.T) {
 	if !found {
 		t.Fatalf("ListSandbox after restart: %+v, want restart running", list)
 	}
-	if _, err := PauseSandbox("restart"); err != nil {
+	if _, err := r.PauseSandbox(ctx, "restart"); err != nil {
 		t.Fatalf("PauseSandbox after restart: %v", err)
 	}
-	if _, err := ResumeSandbox("restart"); err != nil {
+	if _, err := r.ResumeSandbox(ctx, "restart"); err != nil {
 		t.Fatalf("ResumeSandbox after restart: %v", err)
 	}
 }
 
 func TestHasSubmounts(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	sub := filepath.Join(dir, "tmpfs")
 	if err := os.Mkdir(sub, 0o755); err != nil {

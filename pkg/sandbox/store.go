@@ -1,8 +1,6 @@
 package sandbox
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,12 +14,6 @@ import (
 
 	"github.com/vc-cri/vc-cri/pkg/cni"
 )
-
-// StateRoot is where sandboxes keep their state, one directory per
-// sandbox: sandbox.json, its lock, the VM's runtime files (vm/) and the
-// directory shared with the guest (shared/). It belongs on a tmpfs such
-// as /run: VMs do not outlive the host. Set it before the first call.
-var StateRoot = "/run/vc-cri/sandboxes"
 
 // sandboxState is what a sandbox persists. Every API call loads it under
 // the sandbox's lock and saves it whole, so that any process can act on
@@ -81,52 +73,52 @@ func checkID(kind, id string) error {
 	return nil
 }
 
-func sandboxDir(id string) string { return filepath.Join(StateRoot, id) }
-func sharedDir(id string) string  { return filepath.Join(sandboxDir(id), "shared") }
-
-// vmDir holds the VM's runtime files, unix sockets among them: its name
-// is a short hash of the ID, as a socket path must fit in 108 bytes.
-func vmDir(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return filepath.Join(StateRoot, ".vm", hex.EncodeToString(sum[:8]))
-}
-
-// lockedSandbox is a sandbox's state held under its lock.
+// lockedSandbox is a sandbox's state held under its lock, with the
+// runtime it belongs to.
 type lockedSandbox struct {
 	*sandboxState
+	r    *Runtime
 	lock *os.File
 }
 
+// dir is the sandbox's directory.
+func (l *lockedSandbox) dir() string { return l.r.sandboxDir(l.Config.ID) }
+
+// snapshot is the sandbox as it stands.
+func (l *lockedSandbox) snapshot() *Sandbox {
+	return &Sandbox{r: l.r, state: *l.sandboxState}
+}
+
 // createSandboxDir makes the directory of a new sandbox and locks it.
-func createSandboxDir(id string) (*lockedSandbox, error) {
-	if err := os.MkdirAll(StateRoot, 0o700); err != nil {
+func (r *Runtime) createSandboxDir(id string) (*lockedSandbox, error) {
+	if err := os.MkdirAll(r.stateRoot, 0o700); err != nil {
 		return nil, err
 	}
-	if err := os.Mkdir(sandboxDir(id), 0o700); errors.Is(err, os.ErrExist) {
+	if err := os.Mkdir(r.sandboxDir(id), 0o700); errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrAlreadyExists)
 	} else if err != nil {
 		return nil, err
 	}
-	lock, err := lockFile(id)
+	lock, err := lockFile(r.sandboxDir(id), id)
 	if err != nil {
 		return nil, err
 	}
-	return &lockedSandbox{sandboxState: &sandboxState{}, lock: lock}, nil
+	return &lockedSandbox{sandboxState: &sandboxState{}, r: r, lock: lock}, nil
 }
 
 // loadSandbox locks the sandbox and reads its state.
-func loadSandbox(id string) (*lockedSandbox, error) {
+func (r *Runtime) loadSandbox(id string) (*lockedSandbox, error) {
 	if err := checkID("sandbox", id); err != nil {
 		return nil, err
 	}
-	lock, err := lockFile(id)
+	lock, err := lockFile(r.sandboxDir(id), id)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
 	} else if err != nil {
 		return nil, err
 	}
 	// The sandbox may have been deleted while this call waited for it.
-	b, err := os.ReadFile(filepath.Join(sandboxDir(id), "sandbox.json"))
+	b, err := os.ReadFile(filepath.Join(r.sandboxDir(id), "sandbox.json"))
 	if errors.Is(err, os.ErrNotExist) {
 		lock.Close()
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
@@ -139,11 +131,13 @@ func loadSandbox(id string) (*lockedSandbox, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sandbox %q state: %w", id, err)
 	}
-	return &lockedSandbox{sandboxState: &st, lock: lock}, nil
+	return &lockedSandbox{sandboxState: &st, r: r, lock: lock}, nil
 }
 
-func lockFile(id string) (*os.File, error) {
-	f, err := os.OpenFile(filepath.Join(sandboxDir(id), "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+// lockFile takes the sandbox's lock: an flock of dir/lock, held while
+// the file stays open.
+func lockFile(dir, id string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -160,7 +154,7 @@ func (l *lockedSandbox) save() error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(sandboxDir(l.Config.ID), "sandbox.json")
+	path := filepath.Join(l.dir(), "sandbox.json")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
@@ -172,7 +166,7 @@ func (l *lockedSandbox) save() error {
 // below it; the lock goes with it.
 func (l *lockedSandbox) remove() error {
 	defer l.unlock()
-	return removeSandboxDir(l.Config.ID)
+	return removeSandboxDir(l.r.stateRoot, l.Config.ID)
 }
 
 func (l *lockedSandbox) unlock() {
@@ -180,8 +174,8 @@ func (l *lockedSandbox) unlock() {
 }
 
 // sandboxIDs lists the sandboxes with a state, sorted.
-func sandboxIDs() ([]string, error) {
-	entries, err := os.ReadDir(StateRoot)
+func (r *Runtime) sandboxIDs() ([]string, error) {
+	entries, err := os.ReadDir(r.stateRoot)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	} else if err != nil {

@@ -6,30 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
-// mockHypervisor is shared by the whole process: its VMs must outlive
-// the API call that started them, as real ones do.
-var mockHypervisor = hypervisor.NewMock()
-
-func hypervisorFor(t HypervisorType) (hypervisor.Hypervisor, error) {
-	switch t {
-	case QemuHypervisor:
-		return &hypervisor.QEMU{}, nil
-	case MockHypervisor:
-		return mockHypervisor, nil
-	}
-	return nil, fmt.Errorf("unknown hypervisor type %q: %w", t, ErrInvalidConfig)
-}
-
 // vmConfig translates the sandbox's hypervisor configuration. Every
 // field either takes effect or is refused here or by the hypervisor's
 // own validation.
-func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
+func (r *Runtime) vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 	h := c.HypervisorConfig
 	if h.VirtioFSCacheSize > 0 {
 		return hypervisor.Config{}, fmt.Errorf("VirtioFSCacheSize %d: the DAX window needs a QEMU with virtio-fs DAX, which QEMU 7.2 lacks: %w", h.VirtioFSCacheSize, ErrInvalidConfig)
@@ -85,7 +70,7 @@ func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 	}
 	return hypervisor.Config{
 		ID:             id,
-		StateDir:       vmDir(id),
+		StateDir:       r.vmDir(id),
 		Path:           h.HypervisorPath,
 		KernelPath:     h.KernelPath,
 		InitrdPath:     h.ImagePath,
@@ -97,7 +82,7 @@ func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 		VCPUs:          vcpus,
 		MemoryMiB:      mem,
 		SharedFS:       hypervisor.SharedFS(sharedFS),
-		SharedDir:      sharedDir(id),
+		SharedDir:      r.sharedDir(id),
 		SharedTag:      protocol.SharedTag,
 		VirtioFSDaemon: h.VirtioFSDaemon,
 		VirtioFSCache:  h.VirtioFSCache,
@@ -111,7 +96,7 @@ func vmConfig(id string, c *SandboxConfig) (hypervisor.Config, error) {
 		CgroupParent:   hypervisor.CgroupParent(c.CgroupParent),
 		// Beside the sandboxes, on the same tmpfs: a host reboot, which may
 		// change what KVM can do, forgets it.
-		AccelVerdictFile: filepath.Join(filepath.Dir(StateRoot), hypervisor.AccelVerdictFileName),
+		AccelVerdictFile: filepath.Join(filepath.Dir(r.stateRoot), hypervisor.AccelVerdictFileName),
 	}, nil
 }
 
@@ -123,44 +108,25 @@ func (p Param) String(sep string) string {
 	return p.Key + sep + p.Value
 }
 
-// vms caches this process's handles on running VMs by sandbox ID.
-var vms = struct {
-	sync.Mutex
-	m map[string]hypervisor.VM
-}{m: map[string]hypervisor.VM{}}
-
-// vmOf returns the sandbox's VM, attaching to it when another process
+// vm returns the sandbox's VM, attaching to it when another process
 // (or an earlier run of this one) started it.
-func vmOf(ctx context.Context, s *sandboxState) (hypervisor.VM, error) {
-	vms.Lock()
-	defer vms.Unlock()
-	if vm, ok := vms.m[s.Config.ID]; ok {
+func (ls *lockedSandbox) vm(ctx context.Context) (hypervisor.VM, error) {
+	id := ls.Config.ID
+	// Under the cache's mutex, as a handle that lost a race could not be
+	// dropped: it holds a pidfd of QEMU.
+	return ls.r.vms.getOrAdd(id, func() (hypervisor.VM, error) {
+		hv, err := ls.r.hypervisorFor(ls.Config.HypervisorType)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := ls.r.vmConfig(id, &ls.Config)
+		if err != nil {
+			return nil, err
+		}
+		vm, err := hv.Attach(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("VM of sandbox %q: %w", id, err)
+		}
 		return vm, nil
-	}
-	hv, err := hypervisorFor(s.Config.HypervisorType)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := vmConfig(s.Config.ID, &s.Config)
-	if err != nil {
-		return nil, err
-	}
-	vm, err := hv.Attach(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("VM of sandbox %q: %w", s.Config.ID, err)
-	}
-	vms.m[s.Config.ID] = vm
-	return vm, nil
-}
-
-func rememberVM(id string, vm hypervisor.VM) {
-	vms.Lock()
-	defer vms.Unlock()
-	vms.m[id] = vm
-}
-
-func forgetVM(id string) {
-	vms.Lock()
-	defer vms.Unlock()
-	delete(vms.m, id)
+	})
 }

@@ -28,6 +28,7 @@ func qemuConfig(t *testing.T, containers ...vc.ContainerConfig) vc.SandboxConfig
 // TestProcessListInVM runs a container in a real VM and reads what its
 // process does: its output, and its place in ProcessListContainer.
 func TestProcessListInVM(t *testing.T) {
+	r, bg := vc.NewTestRuntime(t), context.Background()
 	ctr := vc.ContainerConfig{
 		ID:     "talker",
 		RootFs: containerRootfs,
@@ -36,18 +37,18 @@ func TestProcessListInVM(t *testing.T) {
 			Envs: []vc.EnvVar{{Var: "PATH", Value: "/bin:/usr/bin"}},
 		},
 	}
-	s, err := vc.CreateSandbox(qemuConfig(t, ctr))
+	s, err := r.CreateSandbox(bg, qemuConfig(t, ctr))
 	if err != nil {
 		t.Fatalf("CreateSandbox: %v", err)
 	}
-	defer vc.DeleteSandbox(s.ID())
+	defer r.DeleteSandbox(bg, s.ID())
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, stdout, _, err := vc.IOStream(ctx, s.ID(), "talker", "talker")
+	_, stdout, _, err := r.IOStream(ctx, s.ID(), "talker", "talker")
 	if err != nil {
 		t.Fatalf("IOStream: %v", err)
 	}
-	if _, err := vc.StartSandbox(s.ID()); err != nil {
+	if _, err := r.StartSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("StartSandbox: %v", err)
 	}
 	line := make([]byte, len("hello from the guest\n"))
@@ -55,7 +56,7 @@ func TestProcessListInVM(t *testing.T) {
 		t.Fatalf("container output %q, %v", line, err)
 	}
 
-	list, err := vc.ProcessListContainer(s.ID(), "talker", vc.ProcessListOptions{Format: "table"})
+	list, err := r.ProcessListContainer(bg, s.ID(), "talker", vc.ProcessListOptions{Format: "table"})
 	if err != nil {
 		t.Fatalf("ProcessListContainer: %v", err)
 	}
@@ -65,56 +66,57 @@ func TestProcessListInVM(t *testing.T) {
 	}
 
 	// An exec's output and exit code.
-	_, _, p, err := vc.EnterContainer(s.ID(), "talker", vc.Cmd{Args: []string{"sh", "-c", "echo in; exit 7"}})
+	_, _, p, err := r.EnterContainer(bg, s.ID(), "talker", vc.Cmd{Args: []string{"sh", "-c", "echo in; exit 7"}})
 	if err != nil {
 		t.Fatalf("EnterContainer: %v", err)
 	}
-	_, out, _, err := vc.IOStream(ctx, s.ID(), "talker", p.Token)
+	_, out, _, err := r.IOStream(ctx, s.ID(), "talker", p.Token)
 	if err != nil {
 		t.Fatalf("IOStream of exec: %v", err)
 	}
 	b, _ := io.ReadAll(out)
-	code, err := vc.WaitProcess(ctx, s.ID(), "talker", p.Token)
+	code, err := r.WaitProcess(ctx, s.ID(), "talker", p.Token)
 	if err != nil || code != 7 || string(b) != "in\n" {
 		t.Fatalf("exec said %q and exited %d (%v), want \"in\\n\" and 7", b, code, err)
 	}
 
-	if err := vc.KillContainer(s.ID(), "talker", syscall.SIGKILL, true); err != nil {
+	if err := r.KillContainer(bg, s.ID(), "talker", syscall.SIGKILL, true); err != nil {
 		t.Fatalf("KillContainer: %v", err)
 	}
-	if code, err := vc.WaitProcess(ctx, s.ID(), "talker", "talker"); err != nil || code != 137 {
+	if code, err := r.WaitProcess(ctx, s.ID(), "talker", "talker"); err != nil || code != 137 {
 		t.Fatalf("killed container exited %d, %v; want 137", code, err)
 	}
-	st, err := vc.StatusContainer(s.ID(), "talker")
+	st, err := r.StatusContainer(bg, s.ID(), "talker")
 	if err != nil || st.State.State != vc.StateStopped || st.ExitCode != 137 {
 		t.Fatalf("StatusContainer: %+v, %v", st, err)
 	}
-	if _, err := vc.DeleteSandbox(s.ID()); err != nil {
+	if _, err := r.DeleteSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("DeleteSandbox: %v", err)
 	}
-	if _, err := vc.StatusSandbox(s.ID()); !errors.Is(err, vc.ErrNotFound) {
+	if _, err := r.StatusSandbox(bg, s.ID()); !errors.Is(err, vc.ErrNotFound) {
 		t.Fatalf("StatusSandbox after delete: %v", err)
 	}
 }
 
 // TestPauseResumeInVM freezes a real VM and thaws it.
 func TestPauseResumeInVM(t *testing.T) {
-	s, err := vc.RunSandbox(qemuConfig(t))
+	r, bg := vc.NewTestRuntime(t), context.Background()
+	s, err := r.RunSandbox(bg, qemuConfig(t))
 	if err != nil {
 		t.Fatalf("RunSandbox: %v", err)
 	}
-	defer vc.DeleteSandbox(s.ID())
-	if _, err := vc.PauseSandbox(s.ID()); err != nil {
+	defer r.DeleteSandbox(bg, s.ID())
+	if _, err := r.PauseSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("PauseSandbox: %v", err)
 	}
-	if _, err := vc.ResumeSandbox(s.ID()); err != nil {
+	if _, err := r.ResumeSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("ResumeSandbox: %v", err)
 	}
 	// The guest answers again after the thaw.
-	if _, err := vc.ProcessListContainer(s.ID(), "none", vc.ProcessListOptions{}); !errors.Is(err, vc.ErrNotFound) {
+	if _, err := r.ProcessListContainer(bg, s.ID(), "none", vc.ProcessListOptions{}); !errors.Is(err, vc.ErrNotFound) {
 		t.Fatalf("ProcessListContainer of a missing container: %v", err)
 	}
-	if _, err := vc.StopSandbox(s.ID()); err != nil {
+	if _, err := r.StopSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("StopSandbox: %v", err)
 	}
 }

@@ -1,0 +1,72 @@
+// Package sandbox is the virtcontainers 1.0 API of vc-cri: sandboxes,
+// each a VM, and the containers that run in their guests.
+//
+// # The API
+//
+// The functions of the specification (CreateSandbox, RunSandbox,
+// DeleteSandbox, StartSandbox, StopSandbox, ListSandbox, StatusSandbox,
+// PauseSandbox, ResumeSandbox, CreateContainer, DeleteContainer,
+// StartContainer, StopContainer, EnterContainer, StatusContainer,
+// KillContainer, ProcessListContainer) keep its signatures, as do the
+// structures and VCSandbox and VCContainer. They are a facade over
+// Default, the process's Runtime, made with NewRuntime() on first use;
+// a program that needs another state root or hypervisor calls
+// SetDefault once, before the first call. A Runtime has each of them as
+// a method that takes a context.Context first; a caller that holds its
+// own Runtime (the CRI service, the tests) uses those.
+//
+// # State on disk
+//
+// A sandbox lives in files, not in the process: any process can act on
+// a sandbox by its ID, and a restarted daemon finds every sandbox again.
+// Below the runtime's state root (DefaultStateRoot, on a tmpfs as VMs do
+// not outlive the host):
+//
+//	<id>/sandbox.json     the sandbox and its containers, rewritten whole by rename
+//	<id>/lock             the sandbox's lock
+//	<id>/staging/         the host's binds: <container>/rootfs, <container>/mounts/<i>, volumes/<tag>
+//	<id>/shared/          the guest's read-only view of staging/ (older sandboxes: the binds themselves)
+//	.vm/<hash of id>/     the VM's runtime files: QMP and agent sockets, pidfile, logs
+//
+// and beside the state root, kvm-verdicts.json, the KVM probes' verdicts.
+// mounts.go tells how the host keeps the guest from reaching beyond its
+// binds.
+//
+// # Locking
+//
+// Every call holds the sandbox's lock, an flock of <id>/lock, while it
+// reads, changes and saves the sandbox: calls on one sandbox are
+// serialised across goroutines and processes, and a call holds one
+// sandbox's lock at a time (ListSandbox takes them in turn). IOStream,
+// WaitProcess, SignalProcess, WinsizeProcess, StatsContainer and
+// PortForward hold it only to find the agent: a stream or a wait lasts
+// as long as the process.
+//
+// A Runtime caches this process's VM handles and agent links, each
+// cache behind a mutex of its own, taken only under a sandbox's lock:
+// the lock first, then the VM cache's mutex, held while attaching to a
+// VM; the agent cache's mutex is held only to read or change its map,
+// never across a dial, which waits for the guest to boot. The sandbox's
+// lock is what keeps two dials of one sandbox apart. Neither mutex is
+// ever held while taking a sandbox's lock or the other mutex.
+//
+// # Errors
+//
+// Refusals wrap ErrNotFound, ErrAlreadyExists, ErrInvalidState or
+// ErrInvalidConfig with their details: test them with errors.Is. Errors
+// of the guest come as the agent protocol's gRPC statuses, those of the
+// hypervisor wrapping pkg/hypervisor's.
+//
+// # Beyond the specification
+//
+//   - Runtime, its options (WithStateRoot, WithHypervisor,
+//     WithAgentDialer), Default and SetDefault, and the Agent and
+//     AgentDialer interfaces a Runtime reaches guests through.
+//   - What a container manager needs: IOStream, WaitProcess,
+//     SignalProcess and WinsizeProcess (a process named by its token),
+//     StatsContainer, UpdateContainer, PortForward, and DefaultSpec.
+//   - Fields marked as such in the structures: SandboxConfig.Sysctls and
+//     CgroupParent, ContainerConfig.Resources and CustomSpec,
+//     ContainerStatus.ExitCode, FinishedAt and OOMKilled, and the
+//     NetXConnectTCFilterModel interworking model.
+package sandbox

@@ -1,0 +1,4 @@
+package sandbox
+
+// NewTestRuntime is testRuntime for the external tests.
+var NewTestRuntime = testRuntime
