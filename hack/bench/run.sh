@@ -3,15 +3,21 @@
 # test/critest/lib.sh):
 #   1. critest -benchmark with hack/bench/critest-benchmark.yaml: pod,
 #      container and image lifecycle latencies (JSON per benchmark);
-#   2. hack/bench/crictl-timing.sh: the median of 5 of runp, create+start,
-#      exec, stopp+rmp and the host RSS/PSS of an idle pod.
+#   2. hack/bench/compare.sh: vc-cri beside its peer, containerd with runc
+#      (hack/bench/peer-containerd.sh), step by step in the same run, each
+#      figure with its ratio: runp, create+start, exec, ExecSync,
+#      stopp+rmp, 10 pods in parallel, PSS and CPU of idle pods, the first
+#      pod after a daemon restart, and each call's server-side time
+#      (its own daemon, harness bench-peer, results in _output/bench-peer/);
+#      with BENCH_SKIP_PEER=1, hack/bench/crictl-timing.sh instead: vc-cri
+#      alone, on the critest daemon.
 # Results: _output/bench/ (summary.txt is the headline).
 #
 #   hack/bench/run.sh
 #
-# Environment (besides lib.sh's): BENCH_PARAMS (default
-# hack/bench/critest-benchmark.yaml), BENCH_SKIP_CRITEST=1,
-# BENCH_SKIP_CRICTL=1.
+# Environment (besides lib.sh's and compare.sh's, e.g. BENCH_N): BENCH_PARAMS
+# (default hack/bench/critest-benchmark.yaml), BENCH_SKIP_CRITEST=1,
+# BENCH_SKIP_CRICTL=1 (neither comparison nor crictl timing), BENCH_SKIP_PEER=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=test/critest/lib.sh
@@ -47,7 +53,7 @@ if [ "${BENCH_SKIP_CRITEST:-0}" != 1 ]; then
 	[ "$crc" = 0 ] || rc=1
 fi
 
-if [ "${BENCH_SKIP_CRICTL:-0}" != 1 ]; then
+if [ "${BENCH_SKIP_CRICTL:-0}" != 1 ] && [ "${BENCH_SKIP_PEER:-0}" = 1 ]; then
 	# The same daemon: crictl-timing.sh uses an endpoint it is given.
 	VC_BENCH_ENDPOINT=$VC_ENDPOINT VC_BENCH_STATE=$VC_STATE \
 		"$here/crictl-timing.sh" "$VC_RESULTS/crictl-timing.txt" || rc=1
@@ -55,6 +61,12 @@ fi
 
 vc_teardown
 trap - EXIT
+
+if [ "${BENCH_SKIP_CRICTL:-0}" != 1 ] && [ "${BENCH_SKIP_PEER:-0}" != 1 ]; then
+	# Its own vc-cri (with metrics) and the private containerd.
+	rm -f "$VC_RESULTS/compare.txt"
+	"$here/compare.sh" "$VC_RESULTS/compare.txt" || rc=1
+fi
 
 {
 	echo "vc-cri benchmark, $(date -Is), $(nproc) CPUs, wall time $(($(date +%s) - start))s"
@@ -67,8 +79,11 @@ trap - EXIT
 		grep -A12 'create PodSandbox and container' "$cb/critest.log" | grep -E 'Name|Mean|Median|Min|Max|create PodSandbox' | head -n 12 || true
 		echo
 	fi
-	if [ -f "$VC_RESULTS/crictl-timing.txt" ]; then
-		echo "## crictl timing (median of 5)"
+	if [ -f "$VC_RESULTS/compare.txt" ]; then
+		echo "## vc-cri beside containerd + runc (hack/bench/compare.sh)"
+		cat "$VC_RESULTS/compare.txt"
+	elif [ -f "$VC_RESULTS/crictl-timing.txt" ]; then
+		echo "## crictl timing (median of ${BENCH_N:-5})"
 		cat "$VC_RESULTS/crictl-timing.txt"
 	fi
 } >"$summary"
