@@ -63,9 +63,10 @@ func bootVM(t testing.TB, shared string) (hypervisor.VM, *agent.Client, time.Dur
 	if err != nil {
 		t.Fatalf("Launch: %v", err)
 	}
+	// A test that fails half-way leaves no VM behind (Stop twice is nil).
+	t.Cleanup(func() { vm.Stop(context.Background()) })
 	c, err := agent.Dial(ctx, vm.AgentSocket())
 	if err != nil {
-		vm.Stop(context.Background())
 		t.Fatalf("Dial: %v", err)
 	}
 	return vm, c, time.Since(start)
