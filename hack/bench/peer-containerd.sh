@@ -255,7 +255,7 @@ peer_mounts() {
 
 # peer_down: everything this peer made, removed, whatever state it is in.
 peer_down() {
-	local ids p m pids
+	local ids p m pids i live
 	if [ -S "$PEER_SOCK" ] && peer_crictl --timeout 10s version >/dev/null 2>&1; then
 		ids=$(peer_crictl --timeout 20s pods -q 2>/dev/null) || true
 		if [ -n "$ids" ]; then
@@ -269,7 +269,18 @@ peer_down() {
 	for p in $pids; do
 		[ "$p" != $$ ] && kill -KILL "$p" 2>/dev/null || true
 	done
-	[ -z "$pids" ] || sleep 0.5
+	for ((i = 0; i < 50; i++)); do # until they are reaped
+		live=""
+		for p in $pids; do [ ! -e "/proc/$p" ] || live+=" $p"; done
+		[ -n "$live" ] || break
+		sleep 0.1
+	done
+	# A shim killed leaves its socket, /run/containerd/s/sha256(address/ns/id).
+	for m in "$PEER_STATE"/io.containerd.runtime.v2.task/*/*; do
+		[ -d "$m" ] || continue
+		p=$(printf '%s' "$PEER_SOCK/$(basename "$(dirname "$m")")/$(basename "$m")" | sha256sum | cut -d' ' -f1)
+		[ ! -S "/run/containerd/s/$p" ] || rm -f "/run/containerd/s/$p"
+	done
 	for m in $(peer_mounts); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || peer_log "could not unmount $m"
 	done
