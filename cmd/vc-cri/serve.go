@@ -28,7 +28,14 @@ func serve(ctx context.Context, cfg *Config) error {
 	if !ok {
 		return fmt.Errorf("listen %q: want unix:///path", cfg.Listen)
 	}
-	sandboxes := sandbox.NewRuntime(sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes")))
+	var m *metrics.Metrics
+	runtimeOpts := []sandbox.Option{sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes"))}
+	if cfg.MetricsAddress != "" {
+		m = metrics.New(metrics.Options{Version: cri.RuntimeVersion})
+		runtimeOpts = append(runtimeOpts, sandbox.WithAgentDialer(sandbox.KataContainersAgent,
+			sandbox.KataDialer(grpc.WithChainUnaryInterceptor(m.AgentUnaryInterceptor))))
+	}
+	sandboxes := sandbox.NewRuntime(runtimeOpts...)
 	// The package-level API, for any caller of it in this process, acts
 	// on the same sandboxes.
 	sandbox.SetDefault(sandboxes)
@@ -72,13 +79,9 @@ func serve(ctx context.Context, cfg *Config) error {
 	}
 	unary := []grpc.UnaryServerInterceptor{cri.UnaryInterceptor, svc.ResolveIDs}
 	stream := []grpc.StreamServerInterceptor{cri.StreamInterceptor}
-	var m *metrics.Metrics
-	if cfg.MetricsAddress != "" {
+	if m != nil {
 		// First in the chain: it sees the status codes clients see.
-		m = metrics.New(metrics.Options{
-			Version: cri.RuntimeVersion,
-			Source:  metricsSource{svc: svc, sandboxDir: sandboxes.StateRoot(), procDir: "/proc"},
-		})
+		m.SetSource(metricsSource{svc: svc, sandboxDir: sandboxes.StateRoot(), procDir: "/proc"})
 		unary = append([]grpc.UnaryServerInterceptor{m.UnaryInterceptor}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{m.StreamInterceptor}, stream...)
 	}

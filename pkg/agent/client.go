@@ -67,8 +67,9 @@ type Client struct {
 // Dial connects to the agent behind the hypervisor's unix socket (the
 // virtio-serial port's chardev) and returns once the agent answers, or
 // when ctx ends. The socket may not exist yet while the hypervisor
-// starts, and the guest may still be booting: both are waited for.
-func Dial(ctx context.Context, socketPath string) (*Client, error) {
+// starts, and the guest may still be booting: both are waited for. opts
+// add to the client's own options (a caller's interceptors, say).
+func Dial(ctx context.Context, socketPath string, opts ...grpc.DialOption) (*Client, error) {
 	conn, err := dialUnix(ctx, socketPath)
 	if err != nil {
 		return nil, err
@@ -79,7 +80,7 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		return nil, fmt.Errorf("agent link: %w", err)
 	}
 	go refuseStreams(session)
-	gc, err := grpc.NewClient("passthrough:///vc-agent",
+	gc, err := grpc.NewClient("passthrough:///vc-agent", append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
 			return session.Open()
@@ -93,7 +94,7 @@ func Dial(ctx context.Context, socketPath string) (*Client, error) {
 		grpc.WithInitialConnWindowSize(linkWindow),
 		grpc.WithChainUnaryInterceptor(boundUnary),
 		grpc.WithChainStreamInterceptor(boundStream),
-	)
+	}, opts...)...)
 	if err != nil {
 		session.Close()
 		return nil, fmt.Errorf("agent client: %w", err)

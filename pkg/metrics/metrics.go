@@ -58,6 +58,9 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	podStart prometheus.Histogram
 	podPhase *prometheus.HistogramVec
+	// agentLatency and agentErrs time the host's calls to guest agents.
+	agentLatency *prometheus.HistogramVec
+	agentErrs    *prometheus.CounterVec
 }
 
 // Options configure New.
@@ -96,18 +99,33 @@ func New(opts Options) *Metrics {
 			Help:    "Time each phase of a successful RunPodSandbox took: network (CNI), sandbox (VM boot, agent, guest setup).",
 			Buckets: latencyBuckets,
 		}, []string{"phase"}),
+		agentLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "agent_call_latency_seconds",
+			Help:    "Time a unary call to a guest agent took, by agent method, failures included.",
+			Buckets: latencyBuckets,
+		}, []string{"method"}),
+		agentErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "agent_call_errors_total",
+			Help: "Calls to guest agents that failed, by agent method and gRPC status code.",
+		}, []string{"method", "code"}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: Namespace, Name: "build_info",
 		Help: "Always 1; the labels tell the daemon's version and Go's.",
 	}, []string{"version", "go_version"})
 	build.WithLabelValues(opts.Version, runtime.Version()).Set(1)
-	m.registry.MustRegister(m.ops, m.errs, m.latency, m.podStart, m.podPhase, build,
+	m.registry.MustRegister(m.ops, m.errs, m.latency, m.podStart, m.podPhase, m.agentLatency, m.agentErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if opts.Source != nil {
-		m.registry.MustRegister(newStateCollector(opts.Source))
+		m.SetSource(opts.Source)
 	}
 	return m
+}
+
+// SetSource gives the pod, container and VM gauges their source, once:
+// for a daemon whose metrics exist before the service they count.
+func (m *Metrics) SetSource(src Source) {
+	m.registry.MustRegister(newStateCollector(src))
 }
 
 // operation is the method name of a full gRPC method,
@@ -192,4 +210,18 @@ func (m *Metrics) ServeListener(ctx context.Context, l net.Listener) error {
 		}
 		return nil
 	}
+}
+
+// AgentUnaryInterceptor times each unary call the host makes to a guest
+// agent: a client interceptor for the agent link (sandbox.KataDialer).
+// The method label is one of the agent protocol's few methods.
+func (m *Metrics) AgentUnaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	start := time.Now()
+	err := invoker(ctx, method, req, reply, cc, opts...)
+	op := operation(method)
+	m.agentLatency.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil {
+		m.agentErrs.WithLabelValues(op, status.Code(err).String()).Inc()
+	}
+	return err
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc"
+
 	"github.com/vc-cri/vc-cri/pkg/agent"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
@@ -34,12 +36,19 @@ var (
 )
 
 // kataDialer reaches vc-agent over the VM's agent socket.
-type kataDialer struct{}
+type kataDialer struct {
+	opts []grpc.DialOption
+}
 
-func (kataDialer) Dial(ctx context.Context, vm hypervisor.VM) (Agent, error) {
+// KataDialer is the dialer of the kata agent (vc-agent), with opts added
+// to its link's gRPC options: the daemon's interceptors that time each
+// agent call, say.
+func KataDialer(opts ...grpc.DialOption) AgentDialer { return kataDialer{opts: opts} }
+
+func (d kataDialer) Dial(ctx context.Context, vm hypervisor.VM) (Agent, error) {
 	ctx, cancel := context.WithTimeout(ctx, agentDialTimeout)
 	defer cancel()
-	c, err := agent.Dial(ctx, vm.AgentSocket())
+	c, err := agent.Dial(ctx, vm.AgentSocket(), d.opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -265,6 +265,10 @@ check_metrics() {
 	atleast 'vc_cri_pod_start_phase_seconds_count{phase="network"}' 3
 	atleast 'vc_cri_pod_start_phase_seconds_count{phase="sandbox"}' 3
 	atleast 'vc_cri_pod_start_phase_seconds_sum{phase="sandbox"}' 1
+	# The guests were asked: sandbox setup, container create, exec.
+	atleast 'vc_cri_agent_call_latency_seconds_count{method="SetupNetwork"}' 3
+	atleast 'vc_cri_agent_call_latency_seconds_count{method="CreateContainer"}' 3
+	atleast 'vc_cri_agent_call_latency_seconds_count{method="ExecProcess"}' 1
 	atleast 'process_resident_memory_bytes' 1
 	# The pods are gone: nothing running, no VM left.
 	[ "$(sample "$m" 'vc_cri_pods{state="ready"}')" = 0 ] || { echo "pods ready left"; ok=1; }
