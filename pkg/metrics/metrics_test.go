@@ -253,8 +253,8 @@ func TestAgentCallsScraped(t *testing.T) {
 	}
 	text := scrape(t, m)
 	for sample, want := range map[string]float64{
-		`vc_cri_agent_call_latency_seconds_count{method="ExecProcess"}`:                 2,
-		`vc_cri_agent_call_latency_seconds_count{method="WaitProcess"}`:                 1,
+		`vc_cri_agent_call_latency_seconds_count{method="ExecProcess"}`:                2,
+		`vc_cri_agent_call_latency_seconds_count{method="WaitProcess"}`:                1,
 		`vc_cri_agent_call_errors_total{code="DeadlineExceeded",method="WaitProcess"}`: 1,
 	} {
 		if got := value(t, text, sample); got != want {
