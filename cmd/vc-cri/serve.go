@@ -28,6 +28,11 @@ func serve(ctx context.Context, cfg *Config) error {
 	if !ok {
 		return fmt.Errorf("listen %q: want unix:///path", cfg.Listen)
 	}
+	unlock, err := lockStateDir(cfg.State)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	var m *metrics.Metrics
 	runtimeOpts := []sandbox.Option{sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes"))}
 	if cfg.MetricsAddress != "" {
@@ -75,6 +80,11 @@ func serve(ctx context.Context, cfg *Config) error {
 	}
 	l, err := net.Listen("unix", socket)
 	if err != nil {
+		return err
+	}
+	// Root and the group of the socket's directory: kubelet and crictl
+	// run as root; nobody else may drive the node's pods.
+	if err := os.Chmod(socket, 0o660); err != nil {
 		return err
 	}
 	unary := []grpc.UnaryServerInterceptor{cri.UnaryInterceptor, svc.ResolveIDs}

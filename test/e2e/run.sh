@@ -206,6 +206,18 @@ found_again() { # POD CTR
 	crictl_ pods -q | grep -q "$1" && crictl_ ps -q | grep -q "$2" && pod_ready "$1" && ctr_running "$2"
 }
 same() { echo "before: $1 after: $2"; [ "$1" = "$2" ]; }
+# second_daemon_refused: another vc-cri with the same configuration
+# exits with an error naming the lock, and the first still serves.
+second_daemon_refused() {
+	local out rc
+	out=$(timeout 60 "$VC_CRI_BIN" --config "$VC_CONFIG" --listen "$VC_ENDPOINT" --root "$VC_ROOT" --state "$VC_STATE" \
+		--cni-conf-dir "$VC_CNI_CONF_DIR" --registries-conf "$VC_REGISTRIES" 2>&1)
+	rc=$?
+	printf '%s\n' "$out" | tail -n 3
+	[ "$rc" != 0 ] && [ "$rc" != 124 ] || { echo "the second daemon exited $rc"; return 1; }
+	case $out in *"another vc-cri serves it"*) ;; *) echo "no word of the lock"; return 1 ;; esac
+	crictl_ --timeout 20s pods -q | grep -q . || { echo "the first daemon no longer answers"; return 1; }
+}
 exec_tty_simple() { script -qec "${VC_CRICTL[*]} exec -it $1 sh -c '[ -t 1 ] && echo tty-yes'" /dev/null </dev/null; }
 new_container() { # POD CONFIG POD-CONFIG
 	local nid=''
@@ -314,6 +326,8 @@ step "exec after restart" expect after-restart crictl_ exec "$ctr3" echo after-r
 step "exec -it after restart" expect tty-yes exec_tty_simple "$ctr3"
 step "logs after restart" expect before-restart crictl_ logs "$ctr3"
 step "new container after restart" new_container "$pod2" "$(ctr_config sleeper2 "$BUSYBOX" '["sleep", "36000"]')" "$POD2"
+step "a second vc-cri on the same state dir is refused" second_daemon_refused
+step "the CRI socket is 0660" expect 660 stat -c %a "$VC_SOCK"
 vc_record_ids
 step "stopp + rmp second pod" stop_remove_pod "$pod2"
 step "no pods or containers left" nothing_listed
