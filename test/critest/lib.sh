@@ -389,3 +389,27 @@ vc_up() {
 
 # vc_ms: milliseconds since the epoch.
 vc_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# --- steps of the end-to-end tests ------------------------------------------
+
+# step NAME CMD...: runs CMD in this shell, its output to $STEPLOG; prints
+# PASS or FAIL with its time and counts it in passed, failed and failures
+# (the caller's, set to 0, 0 and () first).
+step() {
+	local name=$1 t0 rc
+	shift
+	t0=$(vc_ms)
+	echo "=== $(date +%T) $name: $*" >>"$STEPLOG"
+	"$@" >>"$STEPLOG" 2>&1
+	rc=$?
+	if [ "$rc" = 0 ]; then
+		passed=$((passed + 1))
+		printf 'PASS  %-58s %6d ms\n' "$name" "$(($(vc_ms) - t0))"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		printf 'FAIL  %-58s %6d ms  (see %s)\n' "$name" "$(($(vc_ms) - t0))" "$STEPLOG"
+		echo "--- FAIL $name (exit $rc)" >>"$STEPLOG"
+	fi
+	return "$rc"
+}

@@ -44,26 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# step NAME CMD...: runs CMD, its output to steps.log; PASS or FAIL.
-step() {
-	local name=$1 t0 rc
-	shift
-	t0=$(vc_ms)
-	echo "=== $name: $*" >>"$STEPLOG"
-	"$@" >>"$STEPLOG" 2>&1
-	rc=$?
-	if [ "$rc" = 0 ]; then
-		passed=$((passed + 1))
-		printf 'PASS  %-48s %6d ms\n' "$name" "$(($(vc_ms) - t0))"
-	else
-		failed=$((failed + 1))
-		failures+=("$name")
-		printf 'FAIL  %-48s %6d ms  (see %s)\n' "$name" "$(($(vc_ms) - t0))" "$STEPLOG"
-		echo "--- FAIL $name (exit $rc)" >>"$STEPLOG"
-	fi
-	return "$rc"
-}
-
 # expect WANT CMD...: CMD succeeds and its output contains WANT.
 expect() {
 	local want=$1 out

@@ -46,26 +46,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# step NAME CMD...: runs CMD in this shell, its output to steps.log.
-step() {
-	local name=$1 t0 rc
-	shift
-	t0=$(vc_ms)
-	echo "=== $name: $*" >>"$STEPLOG"
-	"$@" >>"$STEPLOG" 2>&1
-	rc=$?
-	if [ "$rc" = 0 ]; then
-		passed=$((passed + 1))
-		printf 'PASS  %-58s %6d ms\n' "$name" "$(($(vc_ms) - t0))"
-	else
-		failed=$((failed + 1))
-		failures+=("$name")
-		printf 'FAIL  %-58s %6d ms  (see %s)\n' "$name" "$(($(vc_ms) - t0))" "$STEPLOG"
-		echo "--- FAIL $name (exit $rc)" >>"$STEPLOG"
-	fi
-	return "$rc"
-}
-
 has() { # WANT TEXT
 	printf '%s\n' "$2"
 	case $2 in *"$1"*) return 0 ;; esac
