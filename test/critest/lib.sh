@@ -413,3 +413,28 @@ step() {
 	fi
 	return "$rc"
 }
+
+# Leak checks, each passing when nothing is left.
+empty() { # WHAT: passes when WHAT is empty
+	[ -z "$1" ] || { echo "left: $1"; return 1; }
+}
+# no_links BRIDGE IDS: no interface on the bridge, none named after a pod.
+no_links() {
+	empty "$(ip -o link show master "$1" 2>/dev/null)" || return 1
+	local id
+	for id in $2; do
+		empty "$(ip -o link | grep -F "${id:0:8}")" || return 1
+	done
+}
+# no_state_files DIR IDS: no file under DIR names one of the IDS.
+no_state_files() {
+	local id left=""
+	for id in $2; do left+=$(find "$1" -path "*$id*" 2>/dev/null); done
+	empty "$left"
+}
+# netns_left: the network namespaces of this harness's pods still there.
+netns_left() {
+	local id
+	vc_netns_mounts
+	for id in $(vc_known_ids); do ip netns list 2>/dev/null | grep -F "${id:0:12}"; done
+}

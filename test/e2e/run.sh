@@ -206,26 +206,6 @@ new_container() { # POD CONFIG POD-CONFIG
 }
 stop_remove_pod() { crictl_ stopp "$1" && crictl_ rmp "$1"; }
 nothing_listed() { [ -z "$(crictl_ pods -q)" ] && [ -z "$(crictl_ ps -aq)" ]; }
-empty() { # WHAT: passes when WHAT is empty
-	[ -z "$1" ] || { echo "left: $1"; return 1; }
-}
-no_links() { # BRIDGE IDS
-	empty "$(ip -o link show master "$1" 2>/dev/null)" || return 1
-	local id
-	for id in $2; do
-		empty "$(ip -o link | grep -F "${id:0:8}")" || return 1
-	done
-}
-no_state_files() { # DIR IDS
-	local id left=""
-	for id in $2; do left+=$(find "$1" -path "*$id*" 2>/dev/null); done
-	empty "$left"
-}
-netns_left() {
-	local id
-	vc_netns_mounts
-	for id in $(vc_known_ids); do ip netns list 2>/dev/null | grep -F "${id:0:12}"; done
-}
 
 # ----------------------------------------------------------------------------
 

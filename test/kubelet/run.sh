@@ -162,9 +162,6 @@ retry() {
 	done
 }
 
-empty() { # WHAT: passes when WHAT is empty
-	[ -z "$1" ] || { echo "left: $1"; return 1; }
-}
 
 has() { # WANT TEXT
 	printf '%s\n' "$2"
@@ -690,23 +687,6 @@ check_removed() {
 	echo "sandboxes and containers removed by kubelet $(($(vc_ms) - t0)) ms after the pods stopped"
 }
 
-no_links() { # BRIDGE IDS
-	empty "$(ip -o link show master "$1" 2>/dev/null)" || return 1
-	local id
-	for id in $2; do
-		empty "$(ip -o link | grep -F "${id:0:8}")" || return 1
-	done
-}
-no_state_files() { # DIR IDS
-	local id left=""
-	for id in $2; do left+=$(find "$1" -path "*$id*" 2>/dev/null); done
-	empty "$left"
-}
-netns_left() {
-	local id
-	vc_netns_mounts
-	for id in $(vc_known_ids); do ip netns list 2>/dev/null | grep -F "${id:0:12}"; done
-}
 pod_cgroups_left() { # kubelet removes the pod cgroups of the pods it stopped
 	local h
 	for h in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
