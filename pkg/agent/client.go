@@ -10,12 +10,14 @@ import (
 	"net"
 	"path"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
@@ -59,9 +61,76 @@ var smallReplies = map[string]bool{
 type Client struct {
 	protocol.AgentClient
 
-	conn    net.Conn
-	session *yamux.Session
-	grpc    *grpc.ClientConn
+	link *link
+	grpc *grpc.ClientConn
+}
+
+// link is the multiplexed connection to the agent socket under the gRPC
+// client. When its yamux session ends (the guest dropped a session it
+// could not follow while it booted, say), the next gRPC connection
+// attempt makes a new one over a new connection to the socket: the guest
+// sees the host leave and come back, and starts a fresh session too.
+type link struct {
+	socketPath string
+
+	mu      sync.Mutex
+	conn    net.Conn       // guarded by mu
+	session *yamux.Session // guarded by mu; nil or closed: connect again
+	closed  bool           // guarded by mu; set by Client.Close
+}
+
+// stream opens a stream of the session for a gRPC transport, making a
+// session first if there is none alive.
+func (l *link) stream(ctx context.Context, _ string) (net.Conn, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.connectLocked(ctx); err != nil {
+		return nil, err
+	}
+	return l.session.Open()
+}
+
+// connect makes the session if there is none alive.
+func (l *link) connect(ctx context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.connectLocked(ctx)
+}
+
+func (l *link) connectLocked(ctx context.Context) error {
+	if l.closed {
+		return net.ErrClosed
+	}
+	if l.session != nil && !l.session.IsClosed() {
+		return nil
+	}
+	if l.conn != nil {
+		_ = l.conn.Close()
+	}
+	conn, err := dialUnix(ctx, l.socketPath)
+	if err != nil {
+		return err
+	}
+	session, err := yamux.Client(conn, hostYamuxConfig())
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("agent link: %w", err)
+	}
+	go refuseStreams(session)
+	l.conn, l.session = conn, session
+	return nil
+}
+
+func (l *link) close() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.session != nil {
+		_ = l.session.Close()
+	}
+	if l.conn != nil {
+		_ = l.conn.Close()
+	}
 }
 
 // Dial connects to the agent behind the hypervisor's unix socket (the
@@ -70,21 +139,19 @@ type Client struct {
 // starts, and the guest may still be booting: both are waited for. opts
 // add to the client's own options (a caller's interceptors, say).
 func Dial(ctx context.Context, socketPath string, opts ...grpc.DialOption) (*Client, error) {
-	conn, err := dialUnix(ctx, socketPath)
-	if err != nil {
+	l := &link{socketPath: socketPath}
+	// Connected here, so that a socket that never appears fails the dial
+	// with its own error.
+	if err := l.connect(ctx); err != nil {
 		return nil, err
 	}
-	session, err := yamux.Client(conn, hostYamuxConfig())
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("agent link: %w", err)
-	}
-	go refuseStreams(session)
 	gc, err := grpc.NewClient("passthrough:///vc-agent", append([]grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(context.Context, string) (net.Conn, error) {
-			return session.Open()
-		}),
+		grpc.WithContextDialer(l.stream),
+		// A guest still booting may drop the first session: try again soon.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
+		}, MinConnectTimeout: 20 * time.Second}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxReply)),
 		grpc.WithMaxHeaderListSize(MaxHeaderList),
 		// Fixed flow-control windows (no BDP growth to 16 MiB): what the
@@ -96,16 +163,30 @@ func Dial(ctx context.Context, socketPath string, opts ...grpc.DialOption) (*Cli
 		grpc.WithChainStreamInterceptor(boundStream),
 	}, opts...)...)
 	if err != nil {
-		session.Close()
+		l.close()
 		return nil, fmt.Errorf("agent client: %w", err)
 	}
-	c := &Client{AgentClient: protocol.NewAgentClient(gc), conn: conn, session: session, grpc: gc}
-	if _, err := c.Check(ctx, &protocol.CheckRequest{}, grpc.WaitForReady(true)); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("agent at %s did not answer: %w", socketPath, err)
+	c := &Client{AgentClient: protocol.NewAgentClient(gc), link: l, grpc: gc}
+	// A Check in flight when a booting guest drops the session fails:
+	// ask again, on the session made next, until ctx ends.
+	for {
+		_, err := c.Check(ctx, &protocol.CheckRequest{}, grpc.WaitForReady(true))
+		if err == nil {
+			return c, nil
+		}
+		if ctx.Err() != nil {
+			c.Close()
+			return nil, fmt.Errorf("agent at %s did not answer: %w", socketPath, err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(checkRetryDelay):
+		}
 	}
-	return c, nil
 }
+
+// checkRetryDelay spaces Dial's Checks after one failed.
+const checkRetryDelay = 50 * time.Millisecond
 
 // hostYamuxConfig is the shared configuration with a small backlog: the
 // host accepts no stream from the guest.
@@ -213,7 +294,6 @@ func dialUnix(ctx context.Context, path string) (net.Conn, error) {
 // next connection; nothing in the guest stops.
 func (c *Client) Close() error {
 	err := c.grpc.Close()
-	_ = c.session.Close()
-	_ = c.conn.Close()
+	c.link.close()
 	return err
 }

@@ -138,3 +138,84 @@ func TestDialSilentAgent(t *testing.T) {
 		t.Fatalf("Dial of a silent agent: %v, want a deadline error", err)
 	}
 }
+
+// serveFlaky is serveFake whose guest drops the first drop sessions
+// at once, as a booting guest may drop one it could not follow, and
+// hands each later session to sessions.
+func serveFlaky(t *testing.T, drop int, sessions chan<- *yamux.Session) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.sock")
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	protocol.RegisterAgentServer(gs, fakeAgent{})
+	go func() {
+		for n := 0; ; n++ {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			if n < drop {
+				conn.Close()
+				continue
+			}
+			session, err := yamux.Server(conn, protocol.YamuxConfig())
+			if err != nil {
+				conn.Close()
+				continue
+			}
+			if sessions != nil {
+				sessions <- session
+			}
+			go gs.Serve(session)
+		}
+	}()
+	t.Cleanup(func() { gs.Stop(); l.Close() })
+	return path
+}
+
+// TestDialAgainAfterADroppedSession: a guest that drops the host's first
+// sessions is reached on a later one, within the dial.
+func TestDialAgainAfterADroppedSession(t *testing.T) {
+	path := serveFlaky(t, 2, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatalf("Dial of a guest that dropped two sessions: %v", err)
+	}
+	defer c.Close()
+	if _, err := c.Check(ctx, &protocol.CheckRequest{}); err != nil {
+		t.Fatalf("Check: %v", err)
+	}
+}
+
+// TestLinkLostIsDialledAgain: when the guest drops a working session,
+// the client connects again for the next call.
+func TestLinkLostIsDialledAgain(t *testing.T) {
+	sessions := make(chan *yamux.Session, 4)
+	path := serveFlaky(t, 0, sessions)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	(<-sessions).Close() // the guest drops the link
+	// A call in flight as the link drops may fail; the next one is
+	// carried by a new session.
+	if _, err := c.Check(ctx, &protocol.CheckRequest{}, grpc.WaitForReady(true)); err != nil {
+		t.Logf("the call as the link dropped: %v", err)
+		if _, err := c.Check(ctx, &protocol.CheckRequest{}, grpc.WaitForReady(true)); err != nil {
+			t.Fatalf("Check after the link was lost: %v", err)
+		}
+	}
+	select {
+	case <-sessions:
+	default:
+		t.Fatal("the call was answered without a new session")
+	}
+}
