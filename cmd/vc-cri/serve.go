@@ -87,8 +87,9 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err := os.Chmod(socket, 0o660); err != nil {
 		return err
 	}
-	unary := []grpc.UnaryServerInterceptor{cri.UnaryInterceptor, svc.ResolveIDs}
-	stream := []grpc.StreamServerInterceptor{cri.StreamInterceptor}
+	// One chain for both services: errors become statuses, IDs are
+	// resolved and each call gets its logger there (Service.Interceptors).
+	unary, stream := svc.Interceptors()
 	if m != nil {
 		// First in the chain: it sees the status codes clients see.
 		m.SetSource(metricsSource{svc: svc, sandboxDir: sandboxes.StateRoot(), procDir: "/proc"})

@@ -15,6 +15,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
@@ -31,7 +32,7 @@ import (
 // are small), its headers (MaxHeaderList), the streams it may open
 // towards the host (none: accepted and closed at once, behind a backlog
 // of acceptBacklog), and its errors, which become the host's own
-// (hostError).
+// (hostError, GuestError).
 const (
 	// MaxReply bounds any message the agent sends.
 	MaxReply = 1 << 20
@@ -243,20 +244,51 @@ func (s *boundClientStream) CloseSend() error {
 }
 
 // hostError turns an error of a call to the agent into the host's: the
-// caller's own cancellation or deadline keeps its code; anything else,
-// whatever code the guest chose, is Unknown, with the guest's message
-// cut to MaxErrorMessage bytes of printable text. io.EOF, the end of a
-// stream, stays as it is.
+// caller's own cancellation or deadline stays that; anything else is
+// GuestError's. io.EOF, the end of a stream, stays as it is.
 func hostError(ctx context.Context, method string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
 	if ctx.Err() != nil {
-		return status.FromContextError(ctx.Err()).Err()
+		return fmt.Errorf("agent %s: %w", path.Base(method), ctx.Err())
 	}
-	st, _ := status.FromError(err)
-	return status.Errorf(codes.Unknown, "agent %s: %s", path.Base(method), sanitize(st.Message(), MaxErrorMessage))
+	return GuestError(method, err)
 }
+
+// guestKinds are the codes of the guest's answers that the host takes at
+// their word, as the errdefs kinds they map to: each says no more than
+// that the request did not fit the guest's state, which the guest knows
+// best. Any other code, chosen by the guest or by the link, is Unknown:
+// a guest must not make the host report a deadline, a cancellation or
+// an authentication of its own.
+var guestKinds = map[codes.Code]error{
+	codes.NotFound:           errdefs.ErrNotFound,
+	codes.AlreadyExists:      errdefs.ErrAlreadyExists,
+	codes.InvalidArgument:    errdefs.ErrInvalidArgument,
+	codes.FailedPrecondition: errdefs.ErrFailedPrecondition,
+}
+
+// GuestError is err, the error of a call to the agent's method, in the
+// host's words: "agent <call>: <message>", with the guest's message cut
+// to MaxErrorMessage bytes of printable text, wrapping the errdefs kind
+// of its code (guestKinds), or none.
+func GuestError(method string, err error) error {
+	st, _ := status.FromError(err)
+	return &guestError{
+		msg:  "agent " + path.Base(method) + ": " + sanitize(st.Message(), MaxErrorMessage),
+		kind: guestKinds[st.Code()],
+	}
+}
+
+// guestError is a GuestError.
+type guestError struct {
+	msg  string
+	kind error // nil: Unknown
+}
+
+func (e *guestError) Error() string { return e.msg }
+func (e *guestError) Unwrap() error { return e.kind }
 
 // sanitize keeps at most max bytes of valid UTF-8 from msg, without
 // control characters.

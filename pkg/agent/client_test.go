@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/hashicorp/yamux"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,8 +71,9 @@ func TestDialReachesAgent(t *testing.T) {
 		t.Fatalf("Check: %v, %v", resp, err)
 	}
 	_, err = c.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
-	// The guest's code is not the host's: Unknown, its words kept.
-	if status.Code(err) != codes.Unknown || !strings.Contains(err.Error(), "not implemented") {
+	// Unimplemented is not a code the host takes from a guest: Unknown,
+	// its words kept.
+	if errdefs.Resolve(err) != errdefs.ErrUnknown || !strings.Contains(err.Error(), "not implemented") {
 		t.Fatalf("GuestDetails on a fake agent: %v, want Unknown", err)
 	}
 	if err := c.Close(); err != nil {
@@ -217,5 +219,51 @@ func TestLinkLostIsDialledAgain(t *testing.T) {
 	case <-sessions:
 	default:
 		t.Fatal("the call was answered without a new session")
+	}
+}
+
+// TestGuestError maps the guest's codes to the host's kinds: four are
+// taken at their word, every other is Unknown, and a guest's deadline or
+// cancellation is never the caller's.
+func TestGuestError(t *testing.T) {
+	for _, tc := range []struct {
+		code codes.Code
+		want error
+	}{
+		{codes.NotFound, errdefs.ErrNotFound},
+		{codes.AlreadyExists, errdefs.ErrAlreadyExists},
+		{codes.InvalidArgument, errdefs.ErrInvalidArgument},
+		{codes.FailedPrecondition, errdefs.ErrFailedPrecondition},
+		{codes.Unknown, errdefs.ErrUnknown},
+		{codes.Internal, errdefs.ErrUnknown},
+		{codes.Unavailable, errdefs.ErrUnknown},
+		{codes.Unimplemented, errdefs.ErrUnknown},
+		{codes.PermissionDenied, errdefs.ErrUnknown},
+		{codes.Unauthenticated, errdefs.ErrUnknown},
+		{codes.ResourceExhausted, errdefs.ErrUnknown},
+		{codes.DeadlineExceeded, errdefs.ErrUnknown},
+		{codes.Canceled, errdefs.ErrUnknown},
+	} {
+		t.Run(tc.code.String(), func(t *testing.T) {
+			err := hostError(context.Background(), protocol.Agent_StartContainer_FullMethodName, status.Error(tc.code, "no\x1b[2J such\n container"))
+			if got := errdefs.Resolve(err); got != tc.want {
+				t.Errorf("kind %v, want %v", got, tc.want)
+			}
+			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+				t.Errorf("%v: the guest's word became the caller's", err)
+			}
+			if _, ok := status.FromError(err); ok {
+				t.Errorf("%v: a gRPC status reached the host", err)
+			}
+			if want := "agent StartContainer: no[2J such container"; err.Error() != want {
+				t.Errorf("message %q, want %q", err.Error(), want)
+			}
+		})
+	}
+	// The caller's own end keeps its meaning, whatever the guest said.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := hostError(ctx, protocol.Agent_StartContainer_FullMethodName, status.Error(codes.NotFound, "x")); !errors.Is(err, context.Canceled) || errdefs.IsNotFound(err) {
+		t.Errorf("cancelled call: %v", err)
 	}
 }

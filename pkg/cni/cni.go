@@ -17,7 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containernetworking/cni/libcni"
+	"github.com/containernetworking/cni/pkg/types"
 	"k8s.io/klog/v2"
 )
 
@@ -35,13 +37,33 @@ const (
 // upstream release tarball put the plugins.
 var DefaultBinDirs = []string{"/usr/lib/cni", "/opt/cni/bin"}
 
-// Sentinel errors, tested with errors.Is.
+// Sentinel errors, tested with errors.Is. Each wraps its kind of
+// github.com/containerd/errdefs: a node without a network configuration
+// is a failed precondition, the rest are invalid arguments.
 var (
-	ErrNoConfig     = errors.New("no valid CNI network configuration")
-	ErrInvalidModel = errors.New("invalid interworking model")
-	ErrInvalidNetns = errors.New("invalid network namespace")
-	ErrInvalidPodID = errors.New("invalid pod ID")
+	ErrNoConfig     = fmt.Errorf("no valid CNI network configuration: %w", errdefs.ErrFailedPrecondition)
+	ErrInvalidModel = fmt.Errorf("invalid interworking model: %w", errdefs.ErrInvalidArgument)
+	ErrInvalidNetns = fmt.Errorf("invalid network namespace: %w", errdefs.ErrInvalidArgument)
+	ErrInvalidPodID = fmt.Errorf("invalid pod ID: %w", errdefs.ErrInvalidArgument)
 )
+
+// pluginError gives a plugin's error (a *types.Error, by the CNI
+// specification's codes) its errdefs kind: "try again later" and "not
+// available" are Unavailable, a configuration the plugin cannot take is
+// the node's FailedPrecondition. Any other stays as it is.
+func pluginError(err error) error {
+	var pe *types.Error
+	if !errors.As(err, &pe) {
+		return err
+	}
+	switch pe.Code {
+	case types.ErrTryAgainLater, types.ErrPluginNotAvailable:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrUnavailable)
+	case types.ErrIncompatibleCNIVersion, types.ErrUnsupportedField, types.ErrDecodingFailure, types.ErrInvalidNetworkConfig:
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return err
+}
 
 // cleanupTimeout bounds rollbacks, which run under a fresh context because
 // the request's may already be cancelled.
@@ -131,7 +153,7 @@ func (m *Manager) Setup(ctx context.Context, pod PodNetwork) (_ *Result, retErr 
 	rt := runtimeConf(pod, nsPath)
 	res, err := m.cni.AddNetworkList(ctx, list, rt)
 	if err != nil {
-		return nil, fmt.Errorf("failed to add pod %s to network %s: %w", pod.ID, list.Name, err)
+		return nil, fmt.Errorf("failed to add pod %s to network %s: %w", pod.ID, list.Name, pluginError(err))
 	}
 	result, err := convertResult(res, nsPath)
 	if err != nil {
@@ -199,7 +221,7 @@ func (m *Manager) del(ctx context.Context, podID, netnsPath string) error {
 			CapabilityArgs: att.CapabilityArgs,
 		}
 		if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
-			return fmt.Errorf("failed to delete pod %s from network %s: %w", podID, list.Name, err)
+			return fmt.Errorf("failed to delete pod %s from network %s: %w", podID, list.Name, pluginError(err))
 		}
 	}
 	if len(atts) > 0 {
@@ -215,7 +237,7 @@ func (m *Manager) del(ctx context.Context, podID, netnsPath string) error {
 	}
 	rt := runtimeConf(PodNetwork{ID: podID}, netnsPath)
 	if err := m.cni.DelNetworkList(ctx, list, rt); err != nil {
-		return fmt.Errorf("failed to delete pod %s from network %s: %w", podID, list.Name, err)
+		return fmt.Errorf("failed to delete pod %s from network %s: %w", podID, list.Name, pluginError(err))
 	}
 	return nil
 }
@@ -232,7 +254,7 @@ func (m *Manager) Check(ctx context.Context, pod PodNetwork, netnsPath string) e
 		return err
 	}
 	if err := m.cni.CheckNetworkList(ctx, list, runtimeConf(pod, netnsPath)); err != nil {
-		return fmt.Errorf("check of pod %s in network %s failed: %w", pod.ID, list.Name, err)
+		return fmt.Errorf("check of pod %s in network %s failed: %w", pod.ID, list.Name, pluginError(err))
 	}
 	return nil
 }

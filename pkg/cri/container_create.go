@@ -32,6 +32,8 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	}
 	id := newID()
 	name := containerName(config.Metadata, pod.Config.Metadata)
+	log := klog.LoggerWithValues(klog.FromContext(ctx), "container", id)
+	ctx = klog.NewContext(ctx, log)
 	if err := s.ctrNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("container %q: %w", name, err)
 	}
@@ -77,7 +79,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		return nil, err
 	}
 	s.events.publish(runtime.ContainerEventType_CONTAINER_CREATED_EVENT, rec, pod)
-	klog.InfoS("Container created", "pod", pod.ID, "container", id, "name", name)
+	log.Info("Container created", "name", name)
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil
 }
 

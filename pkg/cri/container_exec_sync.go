@@ -8,6 +8,7 @@ import (
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
 )
 
 // maxExecSyncOutput caps each output stream of ExecSync, as kubelet's
@@ -32,6 +33,7 @@ func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*
 	stdout.max, stderr.max = maxExecSyncOutput, maxExecSyncOutput
 	code, err := s.exec(ctx, req.ContainerId, req.Cmd, nil, nopCloser{&stdout}, nopCloser{&stderr}, false, nil)
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		klog.FromContext(ctx).V(2).Info("ExecSync timed out", "timeout", time.Duration(req.Timeout)*time.Second)
 		return nil, fmt.Errorf("command %q timed out after %ds: %w", req.Cmd, req.Timeout, context.DeadlineExceeded)
 	}
 	if err != nil {

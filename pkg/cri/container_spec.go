@@ -12,8 +12,6 @@ import (
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/opencontainers/runtime-tools/generate/seccomp"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
@@ -326,7 +324,7 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 	taken := map[string]bool{}
 	for _, m := range config.Mounts {
 		if m.GetImage().GetImage() != "" {
-			return nil, status.Errorf(codes.Unimplemented, "image volumes are not supported by vc-cri yet (mount %q)", m.ContainerPath)
+			return nil, notImplemented("image volumes are not supported by vc-cri yet (mount %q)", m.ContainerPath)
 		}
 		if m.ContainerPath == "" || m.HostPath == "" {
 			return nil, invalidArgument("mount %q to %q: both paths are needed", m.HostPath, m.ContainerPath)

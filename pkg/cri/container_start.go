@@ -41,7 +41,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STARTED_EVENT, c, pod)
 	}
-	klog.InfoS("Container started", "pod", c.PodID, "container", c.ID)
+	klog.FromContext(ctx).Info("Container started", "pod", c.PodID)
 	return &runtime.StartContainerResponse{}, nil
 }
 

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -33,7 +32,8 @@ import (
 
 // ResolveIDs is the gRPC unary interceptor that resolves the pod and
 // container IDs of RuntimeService requests; install it after
-// UnaryInterceptor, which turns its errors into statuses.
+// UnaryInterceptor, which turns its errors into statuses, and before
+// UnaryLogger, which logs the full IDs (see Service.Interceptors).
 func (s *Service) ResolveIDs(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if err := s.resolveRequest(req); err != nil {
 		return nil, err
@@ -114,8 +114,8 @@ func resolveID[T any](st *store.Store[T], id *string) error {
 	case err == nil:
 		*id = full
 		return nil
-	case errors.Is(err, store.ErrAmbiguous):
-		return fmt.Errorf("%w: %w", errInvalidArgument, err)
+	case errors.Is(err, store.ErrAmbiguous): // an InvalidArgument
+		return err
 	case errors.Is(err, store.ErrNotFound) && store.IsShortID(*id):
 		return err
 	case errors.Is(err, store.ErrNotFound):

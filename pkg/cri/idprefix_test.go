@@ -19,7 +19,8 @@ import (
 func grpcClient(t *testing.T, s *Service) runtime.RuntimeServiceClient {
 	t.Helper()
 	l := bufconn.Listen(1 << 20)
-	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(UnaryInterceptor, s.ResolveIDs))
+	unary, stream := s.Interceptors()
+	gs := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...), grpc.ChainStreamInterceptor(stream...))
 	runtime.RegisterRuntimeServiceServer(gs, s)
 	go func() { _ = gs.Serve(l) }()
 	conn, err := grpc.NewClient("passthrough:///bufnet",

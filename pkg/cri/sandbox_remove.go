@@ -44,6 +44,6 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 		return nil, err
 	}
 	s.podNames.Release(pod.Name)
-	klog.InfoS("Pod sandbox removed", "pod", pod.ID)
+	klog.FromContext(ctx).Info("Pod sandbox removed")
 	return &runtime.RemovePodSandboxResponse{}, nil
 }

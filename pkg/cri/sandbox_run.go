@@ -27,6 +27,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	}
 	id := newID()
 	name := podName(config.Metadata)
+	log := klog.LoggerWithValues(klog.FromContext(ctx), "pod", id)
+	ctx = klog.NewContext(ctx, log)
 	if err := s.podNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
 	}
@@ -68,7 +70,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.pods.Add(id, rec); err != nil {
 		return nil, err
 	}
-	klog.InfoS("Pod sandbox running", "pod", id, "name", name, "ips", result.IPs())
+	log.Info("Pod sandbox running", "name", name, "ips", result.IPs())
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 

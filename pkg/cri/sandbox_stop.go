@@ -42,7 +42,7 @@ func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
 		return nil
 	})
-	klog.InfoS("Pod sandbox stopped", "pod", pod.ID)
+	klog.FromContext(ctx).Info("Pod sandbox stopped")
 	return err
 }
 

@@ -3,8 +3,6 @@ package cri
 import (
 	"context"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 )
@@ -12,23 +10,23 @@ import (
 // CheckpointContainer is not supported: a container's state lives in its
 // VM's memory, which vc-cri does not snapshot.
 func (s *Service) CheckpointContainer(context.Context, *runtime.CheckpointContainerRequest) (*runtime.CheckpointContainerResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "checkpoint is not supported by vc-cri: containers run inside pod VMs")
+	return nil, notImplemented("checkpoint is not supported by vc-cri: containers run inside pod VMs")
 }
 
 // CheckpointPod is not supported, as CheckpointContainer.
 func (s *Service) CheckpointPod(context.Context, *runtime.CheckpointPodRequest) (*runtime.CheckpointPodResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "pod checkpoint is not supported by vc-cri: pods are VMs")
+	return nil, notImplemented("pod checkpoint is not supported by vc-cri: pods are VMs")
 }
 
 // RestorePod is not supported, as CheckpointPod.
 func (s *Service) RestorePod(context.Context, *runtime.RestorePodRequest) (*runtime.RestorePodResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "pod restore is not supported by vc-cri: pods are VMs")
+	return nil, notImplemented("pod restore is not supported by vc-cri: pods are VMs")
 }
 
 // UpdatePodSandboxResources is not supported: a pod VM is sized when it
 // boots and has no memory or CPU hotplug here.
 func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "pod VMs are sized when they boot: no resize")
+	return nil, notImplemented("pod VMs are sized when they boot: no resize")
 }
 
 func (s *Service) setPodCIDR(cidr string) {

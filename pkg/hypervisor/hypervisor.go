@@ -8,26 +8,28 @@ package hypervisor
 
 import (
 	"context"
-	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
 )
 
 // Sentinel errors, for errors.Is; the errors returned wrap them with
-// the details.
+// the details. Each wraps its kind of github.com/containerd/errdefs.
 var (
 	// ErrInvalidConfig: a Config field is missing, malformed or refers to
 	// something the host lacks; the message names the field.
-	ErrInvalidConfig = errors.New("invalid hypervisor config")
+	ErrInvalidConfig = fmt.Errorf("invalid hypervisor config: %w", errdefs.ErrInvalidArgument)
 	// ErrNotFound: Attach found no VM in the state directory.
-	ErrNotFound = errors.New("VM not found")
+	ErrNotFound = fmt.Errorf("VM %w", errdefs.ErrNotFound)
 	// ErrAlreadyExists: Launch found a running VM in the state directory.
-	ErrAlreadyExists = errors.New("VM already exists")
+	ErrAlreadyExists = fmt.Errorf("VM %w", errdefs.ErrAlreadyExists)
 	// ErrNotRunning: the operation needs a running hypervisor process.
-	ErrNotRunning = errors.New("VM not running")
+	ErrNotRunning = fmt.Errorf("VM not running: %w", errdefs.ErrFailedPrecondition)
 	// ErrInvalidState: the operation does not apply in the VM's state
 	// (Mock only: QEMU itself accepts a stop of a paused VM).
-	ErrInvalidState = errors.New("invalid VM state")
+	ErrInvalidState = fmt.Errorf("invalid VM state: %w", errdefs.ErrFailedPrecondition)
 	// ErrNoKVM: KVM was asked for and the host has no /dev/kvm.
-	ErrNoKVM = errors.New("KVM unavailable")
+	ErrNoKVM = fmt.Errorf("KVM unavailable: %w", errdefs.ErrFailedPrecondition)
 )
 
 // Hypervisor starts VMs and finds those started earlier.

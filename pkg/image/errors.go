@@ -7,37 +7,39 @@ import (
 	"net"
 	"syscall"
 
+	"github.com/containerd/errdefs"
 	"github.com/docker/distribution/registry/api/errcode"
 	"go.podman.io/image/v5/docker"
 	istorage "go.podman.io/image/v5/storage"
 	"go.podman.io/storage"
 )
 
-// Errors of this package, tested with errors.Is. The CRI adapter maps
-// each to a gRPC status code; nothing inspects error text.
+// Errors of this package, tested with errors.Is. Each wraps its kind of
+// github.com/containerd/errdefs, which the CRI answers with a gRPC code;
+// nothing inspects error text.
 var (
 	// ErrNotFound: no such image, in the store or in the registry.
-	ErrNotFound = errors.New("image not found")
+	ErrNotFound = fmt.Errorf("image %w", errdefs.ErrNotFound)
 	// ErrInvalidReference: the image reference cannot be parsed or resolved.
-	ErrInvalidReference = errors.New("invalid image reference")
+	ErrInvalidReference = fmt.Errorf("invalid image reference: %w", errdefs.ErrInvalidArgument)
 	// ErrInvalidAuth: the credentials given are malformed.
-	ErrInvalidAuth = errors.New("invalid registry credentials")
+	ErrInvalidAuth = fmt.Errorf("invalid registry credentials: %w", errdefs.ErrInvalidArgument)
 	// ErrUnauthorized: the registry refused the credentials (or their absence).
-	ErrUnauthorized = errors.New("registry authentication failed")
+	ErrUnauthorized = fmt.Errorf("registry authentication failed: %w", errdefs.ErrUnauthenticated)
 	// ErrBlocked: registries.conf blocks the registry.
-	ErrBlocked = errors.New("registry is blocked")
+	ErrBlocked = fmt.Errorf("registry is blocked: %w", errdefs.ErrPermissionDenied)
 	// ErrUnavailable: the registry cannot be reached.
-	ErrUnavailable = errors.New("registry unavailable")
+	ErrUnavailable = fmt.Errorf("registry %w", errdefs.ErrUnavailable)
 	// ErrDigestMismatch: a blob's content does not match its digest.
-	ErrDigestMismatch = errors.New("blob digest mismatch")
+	ErrDigestMismatch = fmt.Errorf("blob digest mismatch: %w", errdefs.ErrDataLoss)
 	// ErrLayerTooLarge: a layer unpacks to more than Config.MaxLayerSize.
-	ErrLayerTooLarge = errors.New("layer too large")
+	ErrLayerTooLarge = fmt.Errorf("layer too large: %w", errdefs.ErrResourceExhausted)
 	// ErrInUse: the image is the image of a container's rootfs.
-	ErrInUse = errors.New("image is in use by a container")
+	ErrInUse = fmt.Errorf("image is in use by a container: %w", errdefs.ErrFailedPrecondition)
 	// ErrContainerNotFound: no rootfs for that container.
-	ErrContainerNotFound = errors.New("container rootfs not found")
+	ErrContainerNotFound = fmt.Errorf("container rootfs %w", errdefs.ErrNotFound)
 	// ErrConflict: a container rootfs exists with another image.
-	ErrConflict = errors.New("container rootfs exists with another image")
+	ErrConflict = fmt.Errorf("container rootfs exists with another image: %w", errdefs.ErrConflict)
 )
 
 // classifyStore maps go.podman.io/storage errors onto this package's.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	digest "github.com/opencontainers/go-digest"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"go.podman.io/image/v5/docker/reference"
@@ -132,9 +133,8 @@ func (s *Service) byIDPrefix(prefix string) (*storage.Image, error) {
 }
 
 // ErrAmbiguous: an image ID prefix matches several images. It comes
-// wrapped with ErrInvalidReference, which the CRI answers with
-// InvalidArgument.
-var ErrAmbiguous = errors.New("ambiguous image ID prefix")
+// wrapped with ErrInvalidReference.
+var ErrAmbiguous = fmt.Errorf("ambiguous image ID prefix: %w", errdefs.ErrInvalidArgument)
 
 // maxCandidates bounds the IDs an ambiguity error names.
 const maxCandidates = 5

@@ -53,8 +53,12 @@
 // # Errors
 //
 // Refusals wrap ErrNotFound, ErrAlreadyExists, ErrInvalidState or
-// ErrInvalidConfig with their details: test them with errors.Is. Errors
-// of the guest come as the agent protocol's gRPC statuses, those of the
+// ErrInvalidConfig with their details: test them with errors.Is. Each
+// wraps its kind of github.com/containerd/errdefs (NotFound,
+// AlreadyExists, FailedPrecondition, InvalidArgument). Errors of the
+// guest come as pkg/agent's client words them (agent.GuestError: a
+// sanitized message, the kind of the guest's NotFound, AlreadyExists,
+// InvalidArgument or FailedPrecondition, else none), those of the
 // hypervisor wrapping pkg/hypervisor's.
 //
 // # Beyond the specification

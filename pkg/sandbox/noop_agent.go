@@ -2,14 +2,15 @@ package sandbox
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
@@ -43,7 +44,7 @@ func (a *noopAgent) proc(cid, eid string) (*noopProcess, error) {
 	defer a.mu.Unlock()
 	p, ok := a.procs[[2]string{cid, eid}]
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "process %q of container %q not found", eid, cid)
+		return nil, fmt.Errorf("process %q of container %q: %w", eid, cid, errdefs.ErrNotFound)
 	}
 	return p, nil
 }
@@ -160,7 +161,7 @@ func (a *noopAgent) WaitProcess(ctx context.Context, req *protocol.ProcessReques
 	case <-p.exited:
 		return &protocol.WaitProcessResponse{ExitCode: p.code, ExitedAtUnixNano: time.Now().UnixNano()}, nil
 	case <-ctx.Done():
-		return nil, status.FromContextError(ctx.Err()).Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -203,5 +204,5 @@ func (noopStream) CloseSend() error                       { return nil }
 func (noopStream) Header() (metadata.MD, error)           { return metadata.MD{}, nil }
 
 func (a *noopAgent) PortForward(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[protocol.PortForwardRequest, protocol.Data], error) {
-	return nil, status.Error(codes.Unavailable, "the noop agent forwards no ports")
+	return nil, errors.New("the noop agent forwards no ports")
 }

@@ -14,7 +14,7 @@ import (
 func (s *Service) ListImages(ctx context.Context, r *runtime.ListImagesRequest) (*runtime.ListImagesResponse, error) {
 	imgs, err := s.list(ctx, r.GetFilter())
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &runtime.ListImagesResponse{Images: imgs}, nil
 }

@@ -3,8 +3,6 @@ package images
 import (
 	"context"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/image"
@@ -15,7 +13,7 @@ import (
 func (s *Service) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*runtime.PullImageResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "image reference is empty")
+		return nil, errEmptyRef
 	}
 	var auth *image.Auth
 	if a := r.GetAuth(); a != nil {
@@ -29,7 +27,7 @@ func (s *Service) PullImage(ctx context.Context, r *runtime.PullImageRequest) (*
 	}
 	img, err := s.store.Pull(ctx, ref, auth)
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &runtime.PullImageResponse{ImageRef: img.ID}, nil
 }

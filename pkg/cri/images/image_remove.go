@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/image"
@@ -17,10 +15,10 @@ import (
 func (s *Service) RemoveImage(ctx context.Context, r *runtime.RemoveImageRequest) (*runtime.RemoveImageResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "image reference is empty")
+		return nil, errEmptyRef
 	}
 	if err := s.store.Remove(ctx, ref); err != nil && !errors.Is(err, image.ErrNotFound) {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	return &runtime.RemoveImageResponse{}, nil
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/containerd/errdefs"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/image"
@@ -23,20 +23,20 @@ type imageInfo struct {
 func (s *Service) ImageStatus(ctx context.Context, r *runtime.ImageStatusRequest) (*runtime.ImageStatusResponse, error) {
 	ref := r.GetImage().GetImage()
 	if ref == "" {
-		return nil, status.Error(codes.InvalidArgument, "image reference is empty")
+		return nil, errEmptyRef
 	}
 	img, err := s.store.Status(ctx, ref)
 	if errors.Is(err, image.ErrNotFound) {
 		return &runtime.ImageStatusResponse{}, nil
 	}
 	if err != nil {
-		return nil, toStatus(err)
+		return nil, err
 	}
 	resp := &runtime.ImageStatusResponse{Image: toCRI(img)}
 	if r.GetVerbose() {
 		b, err := json.Marshal(imageInfo{ImageSpec: img.Config, TopLayer: img.TopLayer})
 		if err != nil {
-			return nil, status.Errorf(codes.Internal, "verbose info of %s: %v", img.ID, err)
+			return nil, errdefs.ErrInternal.WithMessage(fmt.Sprintf("verbose info of %s: %v", img.ID, err))
 		}
 		resp.Info = map[string]string{"info": string(b)}
 	}

@@ -21,6 +21,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/hack/testimages"
+	"github.com/vc-cri/vc-cri/pkg/cri"
 	"github.com/vc-cri/vc-cri/pkg/image"
 )
 
@@ -90,7 +91,8 @@ func newClient(t *testing.T) runtime.ImageServiceClient {
 		t.Fatal(err)
 	}
 	lis := bufconn.Listen(1 << 20)
-	srv := grpc.NewServer()
+	// The daemon's conversion of errors to statuses, as it serves this.
+	srv := grpc.NewServer(grpc.ChainUnaryInterceptor(cri.UnaryInterceptor, cri.UnaryLogger), grpc.ChainStreamInterceptor(cri.StreamInterceptor))
 	runtime.RegisterImageServiceServer(srv, NewService(store))
 	go srv.Serve(lis)
 	conn, err := grpc.NewClient("passthrough:///bufnet",

@@ -1,14 +1,11 @@
 // Package images is vc-cri's CRI ImageService: a thin adapter from the
-// CRI wire types (k8s.io/cri-api runtime v1) to pkg/image. It is the one
-// place where pkg/image's errors become gRPC status codes.
+// CRI wire types (k8s.io/cri-api runtime v1) to pkg/image. Its errors,
+// pkg/image's, wrap github.com/containerd/errdefs' kinds; the daemon's
+// interceptor (pkg/cri's UnaryInterceptor) makes them gRPC statuses.
 package images
 
 import (
-	"context"
-	"errors"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	"github.com/containerd/errdefs"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/image"
@@ -28,40 +25,8 @@ func NewService(store *image.Service) *Service {
 	return &Service{store: store}
 }
 
-// toStatus converts an error of pkg/image (or of a context) to a gRPC
-// status error.
-func toStatus(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	code := codes.Unknown
-	switch {
-	case errors.Is(err, context.DeadlineExceeded):
-		code = codes.DeadlineExceeded
-	case errors.Is(err, context.Canceled):
-		code = codes.Canceled
-	case errors.Is(err, image.ErrInvalidReference), errors.Is(err, image.ErrInvalidAuth):
-		code = codes.InvalidArgument
-	case errors.Is(err, image.ErrNotFound), errors.Is(err, image.ErrContainerNotFound):
-		code = codes.NotFound
-	case errors.Is(err, image.ErrUnauthorized):
-		code = codes.Unauthenticated
-	case errors.Is(err, image.ErrBlocked):
-		code = codes.PermissionDenied
-	case errors.Is(err, image.ErrUnavailable):
-		code = codes.Unavailable
-	case errors.Is(err, image.ErrDigestMismatch):
-		code = codes.DataLoss
-	case errors.Is(err, image.ErrLayerTooLarge):
-		code = codes.ResourceExhausted
-	case errors.Is(err, image.ErrInUse), errors.Is(err, image.ErrConflict):
-		code = codes.FailedPrecondition
-	}
-	return status.Error(code, err.Error())
-}
+// errEmptyRef refuses a request that names no image.
+var errEmptyRef = errdefs.ErrInvalidArgument.WithMessage("image reference is empty")
 
 // toCRI converts an image to the CRI's Image.
 func toCRI(img *image.Image) *runtime.Image {

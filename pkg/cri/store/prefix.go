@@ -1,14 +1,15 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/containerd/errdefs"
 )
 
 // ErrAmbiguous: an ID prefix matches more than one record.
-var ErrAmbiguous = errors.New("ambiguous ID prefix")
+var ErrAmbiguous = fmt.Errorf("ambiguous ID prefix: %w", errdefs.ErrInvalidArgument)
 
 // FullIDLength is the length of the IDs vc-cri gives pods and
 // containers: 32 random bytes in lower-case hex.

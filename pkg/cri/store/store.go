@@ -12,12 +12,15 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/containerd/errdefs"
 )
 
-// Sentinel errors, wrapped with the ID.
+// Sentinel errors, wrapped with the ID; each wraps its kind of
+// github.com/containerd/errdefs.
 var (
-	ErrNotFound      = errors.New("not found")
-	ErrAlreadyExists = errors.New("already exists")
+	ErrNotFound      = fmt.Errorf("%w", errdefs.ErrNotFound)
+	ErrAlreadyExists = fmt.Errorf("%w", errdefs.ErrAlreadyExists)
 )
 
 // Store holds records of type T by ID. T must survive a JSON round trip;
