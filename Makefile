@@ -83,12 +83,18 @@ lint:
 	$(GO) vet $(GOTAGS) ./...
 	$(GO) mod tidy -diff
 
-# Unit tests only: mocks, no VM.
+# Unit and VM tests are split by target. test-unit passes -short, on
+# which every test that needs root, QEMU or the guest image skips (they
+# go through guestDir, testGuest, qemuConfig or requireHost); it needs
+# neither root nor the guest, runs in seconds, and runs pkg/cri, whose
+# tests are all unit tests on fakes, under the race detector too.
 test-unit:
 	$(GO) vet $(GOTAGS) ./...
-	$(GO) test $(GOTAGS) -short -run '^(Test|Fuzz)' ./...
+	$(GO) test $(GOTAGS) -short -count=1 -run '^(Test|Fuzz)' ./...
+	CGO_ENABLED=1 $(GO) test $(GOTAGS) -short -count=1 -race ./pkg/cri
 
-# Unit and integration tests: real QEMU (TCG) VMs with the guest image.
+# Every test, unit and integration: real QEMU (TCG) VMs with the guest
+# image, as root.
 test-go: guest
 	$(GO) test $(GOTAGS) -count=1 -timeout 20m ./...
 

@@ -2,6 +2,7 @@ package cri
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,4 +83,82 @@ func TestCreateContainerWithKubeletResources(t *testing.T) {
 	if _, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: again}); err != nil {
 		t.Fatalf("the refused container's name is not free: %v", err)
 	}
+}
+
+func TestCreateContainer(t *testing.T) {
+	t.Parallel()
+	s, f := newFakeService(t)
+	pod := readyPod(t, s, "web")
+	cc := containerConfig("app")
+	cc.LogPath = "app/0.log"
+	id := createdContainer(t, s, pod, cc)
+
+	st := containerState(t, s, id)
+	if st.State != runtime.ContainerState_CONTAINER_CREATED || st.Metadata.Name != "app" || st.ImageRef != fakeImage || st.Labels["ctr"] != "app" {
+		t.Fatalf("status of the new container: %v", st)
+	}
+	if got := f.containerState(pod, id); got != "ready" {
+		t.Fatalf("guest container is %q, want ready", got)
+	}
+	f.mu.Lock()
+	cfg := f.pods[pod].containers[id].cfg
+	f.mu.Unlock()
+	if cfg.ID != id || filepath.Base(cfg.RootFs) != id {
+		t.Fatalf("guest container config: ID %s, root %s", cfg.ID, cfg.RootFs)
+	}
+}
+
+func TestCreateContainerRefusals(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := newFakeService(t)
+	pod := readyPod(t, s, "web")
+	createdContainer(t, s, pod, containerConfig("taken"))
+	stopped := readyPod(t, s, "stopped")
+	if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: stopped}); err != nil {
+		t.Fatal(err)
+	}
+	noImage := containerConfig("noimage")
+	noImage.Image = nil
+	missing := containerConfig("missing")
+	missing.Image.Image = "registry.k8s.io/none:1"
+	for _, tc := range []struct {
+		name   string
+		pod    string
+		config *runtime.ContainerConfig
+		want   codes.Code
+	}{
+		{"no config", pod, nil, codes.InvalidArgument},
+		{"no name", pod, &runtime.ContainerConfig{Image: &runtime.ImageSpec{Image: fakeImage}}, codes.InvalidArgument},
+		{"no image", pod, noImage, codes.InvalidArgument},
+		{"unknown pod", "nope", containerConfig("c"), codes.NotFound},
+		{"image not pulled", pod, missing, codes.NotFound},
+		{"stopped pod", stopped, containerConfig("late"), codes.FailedPrecondition},
+		{"name taken", pod, containerConfig("taken"), codes.AlreadyExists},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: tc.pod, Config: tc.config})
+			wantCode(t, "CreateContainer", err, tc.want)
+		})
+	}
+}
+
+// TestCreateContainerGuestFails: a container the guest refuses leaves no
+// record and no root, and its name is free.
+func TestCreateContainerGuestFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, f := newFakeService(t)
+	pod := readyPod(t, s, "web")
+	f.fail("CreateContainer", pod, errors.New("guest out of memory"))
+	_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: containerConfig("app")})
+	wantCode(t, "CreateContainer in a failing guest", err, codes.Unknown)
+	if list, _ := s.ListContainers(ctx, &runtime.ListContainersRequest{}); len(list.Containers) != 0 {
+		t.Fatalf("records left: %v", list.Containers)
+	}
+	if roots, _ := os.ReadDir(s.opts.Images.Root()); len(roots) != 0 {
+		t.Fatalf("roots left: %v", roots)
+	}
+	f.clearFaults()
+	createdContainer(t, s, pod, containerConfig("app"))
 }

@@ -65,8 +65,8 @@ func unknownPrefix(ids ...string) string {
 
 func wantCode(t *testing.T, what string, err error, want codes.Code) {
 	t.Helper()
-	if status.Code(err) != want {
-		t.Fatalf("%s: %v, want %v", what, err, want)
+	if got := code(err); got != want {
+		t.Fatalf("%s: %v (%v), want %v", what, err, got, want)
 	}
 }
 

@@ -54,11 +54,16 @@ type fakeNetwork struct {
 	mu     sync.Mutex
 	next   int
 	active map[string]bool
+	// setupErr and statusErr are what Setup and Status fail with.
+	setupErr, statusErr error
 }
 
 func (f *fakeNetwork) Setup(_ context.Context, pod cni.PodNetwork) (*cni.Result, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.setupErr != nil {
+		return nil, f.setupErr
+	}
 	f.next++
 	f.active[pod.ID] = true
 	return &cni.Result{Interfaces: []cni.Interface{{Name: "eth0", IPs: []cni.IP{{Address: fmt.Sprintf("10.0.0.%d/24", f.next)}}}}}, nil
@@ -71,7 +76,18 @@ func (f *fakeNetwork) Teardown(_ context.Context, podID, _ string) error {
 	return nil
 }
 
-func (f *fakeNetwork) Status(context.Context) error { return nil }
+func (f *fakeNetwork) Status(context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.statusErr
+}
+
+// isActive tells whether the pod's network is set up.
+func (f *fakeNetwork) isActive(podID string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active[podID]
+}
 
 // sandboxRoot is where the test service of stateDir keeps its sandboxes.
 func sandboxRoot(stateDir string) string { return filepath.Join(stateDir, "sandboxes") }
@@ -90,7 +106,7 @@ func newTestService(t testing.TB, stateDir string) (*Service, *fakeNetwork) {
 }
 
 // newTestServiceOn is newTestService on the given sandboxes.
-func newTestServiceOn(t testing.TB, stateDir string, sandboxes *sandbox.Runtime) (*Service, *fakeNetwork) {
+func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Service, *fakeNetwork) {
 	t.Helper()
 	net := &fakeNetwork{active: map[string]bool{}}
 	s, err := New(context.Background(), Options{
@@ -131,28 +147,6 @@ func containerConfig(name string) *runtime.ContainerConfig {
 }
 
 func code(err error) codes.Code { return status.Code(toStatus(err)) }
-
-func TestVersionAndStatus(t *testing.T) {
-	t.Parallel()
-	s, _ := newTestService(t, t.TempDir())
-	v, err := s.Version(context.Background(), &runtime.VersionRequest{})
-	if err != nil || v.RuntimeName != RuntimeName || v.RuntimeApiVersion != "v1" {
-		t.Fatalf("Version: %v, %v", v, err)
-	}
-	st, err := s.Status(context.Background(), &runtime.StatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range st.Status.Conditions {
-		if !c.Status {
-			t.Fatalf("condition %s is false: %s", c.Type, c.Message)
-		}
-	}
-	rc, err := s.RuntimeConfig(context.Background(), &runtime.RuntimeConfigRequest{})
-	if err != nil || rc.Linux.CgroupDriver != runtime.CgroupDriver_CGROUPFS {
-		t.Fatalf("RuntimeConfig: %v, %v", rc, err)
-	}
-}
 
 func TestPodAndContainerLifecycle(t *testing.T) {
 	t.Parallel()
@@ -224,7 +218,7 @@ func TestPodAndContainerLifecycle(t *testing.T) {
 			t.Fatalf("StopPodSandbox #%d: %v", i+1, err)
 		}
 	}
-	if net.active[pod] {
+	if net.isActive(pod) {
 		t.Fatal("StopPodSandbox left the pod network")
 	}
 	for i := 0; i < 2; i++ {
@@ -241,109 +235,6 @@ func TestPodAndContainerLifecycle(t *testing.T) {
 		t.Fatalf("RunPodSandbox of a removed pod's name: %v", err)
 	}
 	s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: again.PodSandboxId})
-}
-
-func TestBadInput(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _ := newTestService(t, t.TempDir())
-	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("bad")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod := run.PodSandboxId
-	defer s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: pod})
-
-	hostNet := podConfig("hostnet")
-	hostNet.Linux = &runtime.LinuxPodSandboxConfig{SecurityContext: &runtime.LinuxSandboxSecurityContext{
-		NamespaceOptions: &runtime.NamespaceOption{Network: runtime.NamespaceMode_NODE},
-	}}
-	noImage := containerConfig("noimage")
-	noImage.Image.Image = "registry.k8s.io/none:1"
-
-	for _, tc := range []struct {
-		name string
-		call func() error
-		want codes.Code
-	}{
-		{"pod without config", func() error { _, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{}); return err }, codes.InvalidArgument},
-		{"pod on the host network", func() error {
-			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: hostNet})
-			return err
-		}, codes.InvalidArgument},
-		{"hostname too long", func() error {
-			c := podConfig("long")
-			c.Hostname = strings.Repeat("h", 65)
-			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: c})
-			return err
-		}, codes.InvalidArgument},
-		{"unknown runtime handler", func() error {
-			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("h"), RuntimeHandler: "runc"})
-			return err
-		}, codes.InvalidArgument},
-		{"pod name taken", func() error {
-			_, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig("bad")})
-			return err
-		}, codes.AlreadyExists},
-		{"status of unknown pod", func() error {
-			_, err := s.PodSandboxStatus(ctx, &runtime.PodSandboxStatusRequest{PodSandboxId: "nope"})
-			return err
-		}, codes.NotFound},
-		{"stop unknown pod", func() error {
-			_, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: "nope"})
-			return err
-		}, codes.OK},
-		{"stop unknown container", func() error {
-			_, err := s.StopContainer(ctx, &runtime.StopContainerRequest{ContainerId: "nope"})
-			return err
-		}, codes.OK},
-		{"container in unknown pod", func() error {
-			_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: "nope", Config: containerConfig("c")})
-			return err
-		}, codes.NotFound},
-		{"container without name", func() error {
-			_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: &runtime.ContainerConfig{}})
-			return err
-		}, codes.InvalidArgument},
-		{"container of a missing image", func() error {
-			_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: noImage})
-			return err
-		}, codes.NotFound},
-		{"start unknown container", func() error {
-			_, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: "nope"})
-			return err
-		}, codes.NotFound},
-		{"exec sync in unknown container", func() error {
-			_, err := s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: "nope", Cmd: []string{"true"}})
-			return err
-		}, codes.NotFound},
-		{"exec without command", func() error {
-			_, err := s.ExecSync(ctx, &runtime.ExecSyncRequest{ContainerId: "nope"})
-			return err
-		}, codes.InvalidArgument},
-		{"port forward to unknown pod", func() error {
-			_, err := s.PortForward(ctx, &runtime.PortForwardRequest{PodSandboxId: "nope", Port: []int32{80}})
-			return err
-		}, codes.NotFound},
-		{"checkpoint", func() error {
-			_, err := s.CheckpointContainer(ctx, &runtime.CheckpointContainerRequest{})
-			return err
-		}, codes.Unimplemented},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := code(tc.call()); got != tc.want {
-				t.Fatalf("code %v, want %v", got, tc.want)
-			}
-		})
-	}
-
-	// A stopped pod takes no containers.
-	if _, err := s.StopPodSandbox(ctx, &runtime.StopPodSandboxRequest{PodSandboxId: pod}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: containerConfig("late")}); code(err) != codes.FailedPrecondition {
-		t.Fatalf("container in a stopped pod: %v, want FailedPrecondition", err)
-	}
 }
 
 func TestRestartFindsPodsAndContainers(t *testing.T) {
@@ -380,86 +271,138 @@ func TestRestartFindsPodsAndContainers(t *testing.T) {
 	}
 }
 
+// readyPod runs a pod, removed when the test ends.
+func readyPod(t *testing.T, s *Service, name string) string {
+	t.Helper()
+	ctx := context.Background()
+	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig(name)})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() { s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}) })
+	return run.PodSandboxId
+}
+
+// loggedPod runs a pod with a log directory, removed when the test
+// ends, and returns it with the directory.
+func loggedPod(t *testing.T, s *Service, name string) (podID, logDir string) {
+	t.Helper()
+	ctx := context.Background()
+	logDir = t.TempDir()
+	c := podConfig(name)
+	c.LogDirectory = logDir
+	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: c})
+	if err != nil {
+		t.Fatalf("RunPodSandbox: %v", err)
+	}
+	t.Cleanup(func() { s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}) })
+	return run.PodSandboxId, logDir
+}
+
+// loggedContainer runs a container that logs to the pod's log
+// directory, and returns its pod, its ID and its log's path.
+func loggedContainer(t *testing.T, s *Service) (podID, id, logPath string) {
+	t.Helper()
+	podID, dir := loggedPod(t, s, "logged")
+	cc := containerConfig("app")
+	cc.LogPath = "app.log"
+	return podID, startedContainer(t, s, podID, cc), filepath.Join(dir, cc.LogPath)
+}
+
+// idsOf returns the IDs of items.
+func idsOf[T any](items []T, id func(T) string) []string {
+	var ids []string
+	for _, it := range items {
+		ids = append(ids, id(it))
+	}
+	return ids
+}
+
+// wantURL checks a streaming call's answer: want, and with OK a URL on
+// path.
+func wantURL(t *testing.T, what string, resp interface{ GetUrl() string }, err error, want codes.Code, path string) {
+	t.Helper()
+	wantCode(t, what, err, want)
+	if err == nil && !strings.Contains(resp.GetUrl(), path) {
+		t.Fatalf("%s: URL %q, want one on %s", what, resp.GetUrl(), path)
+	}
+}
+
+// createdContainer creates a container of cc in pod.
+func createdContainer(t *testing.T, s *Service, pod string, cc *runtime.ContainerConfig) string {
+	t.Helper()
+	created, err := s.CreateContainer(context.Background(), &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cc})
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	return created.ContainerId
+}
+
+// startedContainer creates and starts a container of cc in pod.
+func startedContainer(t *testing.T, s *Service, pod string, cc *runtime.ContainerConfig) string {
+	t.Helper()
+	id := createdContainer(t, s, pod, cc)
+	if _, err := s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+		t.Fatalf("StartContainer: %v", err)
+	}
+	return id
+}
+
 // runningContainer runs a pod with one started container, removed when
 // the test ends.
 func runningContainer(t *testing.T, s *Service, pod string) (podID, containerID string) {
 	t.Helper()
-	ctx := context.Background()
-	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: podConfig(pod)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.RemovePodSandbox(ctx, &runtime.RemovePodSandboxRequest{PodSandboxId: run.PodSandboxId}) })
-	created, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: run.PodSandboxId, Config: containerConfig("c")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: created.ContainerId}); err != nil {
-		t.Fatal(err)
-	}
-	return run.PodSandboxId, created.ContainerId
+	podID = readyPod(t, s, pod)
+	return podID, startedContainer(t, s, podID, containerConfig("c"))
 }
 
-func TestContainerEvents(t *testing.T) {
-	t.Parallel()
-	s, _ := newTestService(t, t.TempDir())
-	ch := s.events.subscribe()
-	defer s.events.unsubscribe(ch)
-	podID, containerID := runningContainer(t, s, "ev")
-	want := []runtime.ContainerEventType{runtime.ContainerEventType_CONTAINER_CREATED_EVENT, runtime.ContainerEventType_CONTAINER_STARTED_EVENT}
-	for _, w := range want {
-		select {
-		case ev := <-ch:
-			if ev.ContainerEventType != w || ev.ContainerId != containerID || ev.PodSandboxStatus.GetId() != podID {
-				t.Fatalf("event %v for %s, want %v", ev.ContainerEventType, ev.ContainerId, w)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %v event", w)
+// runningAndCreated runs a pod with a started container and one only
+// created, for the calls that need a running container.
+func runningAndCreated(t *testing.T, s *Service) (pod, running, created string) {
+	t.Helper()
+	pod, running = runningContainer(t, s, "web")
+	return pod, running, createdContainer(t, s, pod, containerConfig("idle"))
+}
+
+// containerState is the container's state as ContainerStatus reports it.
+func containerState(t *testing.T, s *Service, id string) *runtime.ContainerStatus {
+	t.Helper()
+	st, err := s.ContainerStatus(context.Background(), &runtime.ContainerStatusRequest{ContainerId: id})
+	if err != nil {
+		t.Fatalf("ContainerStatus: %v", err)
+	}
+	return st.Status
+}
+
+// eventually fails the test unless cond holds within 5 s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 5s", what)
 		}
 	}
 }
 
-func TestPodHostname(t *testing.T) {
+// TestRestartReattaches: a restarted service reattaches to a running
+// container, and records its exit.
+func TestRestartReattaches(t *testing.T) {
 	t.Parallel()
-	long := podConfig(strings.Repeat("a", 62) + "-bcd")
-	if h := podHostname(long); len(h) > 63 || strings.HasSuffix(h, "-") {
-		t.Fatalf("hostname %q of a long pod name: want at most 63 bytes, no trailing dash", h)
-	}
-	named := podConfig("x")
-	named.Hostname = "given"
-	if h := podHostname(named); h != "given" {
-		t.Fatalf("hostname %q, want the given one", h)
-	}
-}
+	dir := t.TempDir()
+	f := newFakeSandboxes()
+	s, _ := newTestServiceOn(t, dir, f)
+	pod, id := runningContainer(t, s, "keep")
+	s.stopIO(id) // the daemon ends; the VM runs on
 
-func TestMetrics(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, _ := newTestService(t, t.TempDir())
-	runningContainer(t, s, "metrics")
-	descs, err := s.ListMetricDescriptors(ctx, &runtime.ListMetricDescriptorsRequest{})
-	if err != nil {
-		t.Fatal(err)
+	restarted, _ := newTestServiceOn(t, dir, f)
+	if st := containerState(t, restarted, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container after restart: %v", st.State)
 	}
-	keys := map[string]int{}
-	for _, d := range descs.Descriptors {
-		keys[d.Name] = len(d.LabelKeys)
-	}
-	metrics, err := s.ListPodSandboxMetrics(ctx, &runtime.ListPodSandboxMetricsRequest{})
-	if err != nil || len(metrics.PodMetrics) != 1 || len(metrics.PodMetrics[0].ContainerMetrics) != 1 {
-		t.Fatalf("ListPodSandboxMetrics: %v, %v", metrics, err)
-	}
-	seen := map[string]bool{}
-	for _, m := range metrics.PodMetrics[0].ContainerMetrics[0].Metrics {
-		n, ok := keys[m.Name]
-		if !ok || n != len(m.LabelValues) {
-			t.Fatalf("metric %s: %d label values, described with %d keys (described: %v)", m.Name, len(m.LabelValues), n, ok)
-		}
-		seen[m.Name] = true
-	}
-	for _, d := range containerMetrics {
-		if !seen[d.name] {
-			t.Errorf("described metric %s has no value", d.name)
-		}
+	f.exit(pod, id, 3, false)
+	eventually(t, "exit recorded after restart", func() bool {
+		return containerState(t, restarted, id).State == runtime.ContainerState_CONTAINER_EXITED
+	})
+	if st := containerState(t, restarted, id); st.ExitCode != 3 || st.Reason != reasonError {
+		t.Fatalf("exit after restart: %d %s, want 3 Error", st.ExitCode, st.Reason)
 	}
 }

@@ -1,0 +1,68 @@
+package cri
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func TestStartContainer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, f := newFakeService(t)
+	pod, id, path := loggedContainer(t, s)
+
+	if st := containerState(t, s, id); st.State != runtime.ContainerState_CONTAINER_RUNNING || st.StartedAt == 0 {
+		t.Fatalf("status after start: %v", st)
+	}
+	if got := f.containerState(pod, id); got != "running" {
+		t.Fatalf("guest container is %q, want running", got)
+	}
+	_, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id})
+	wantCode(t, "StartContainer of a running container", err, codes.FailedPrecondition)
+	_, err = s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: "nope"})
+	wantCode(t, "StartContainer of an unknown container", err, codes.NotFound)
+
+	// Its output goes to its log; its exit is recorded.
+	f.write(pod, id, 0, "hello\n")
+	f.write(pod, id, 1, "oops\n")
+	f.exit(pod, id, 0, false)
+	eventually(t, "exit recorded", func() bool { return containerState(t, s, id).State == runtime.ContainerState_CONTAINER_EXITED })
+	if st := containerState(t, s, id); st.ExitCode != 0 || st.Reason != reasonCompleted || st.FinishedAt == 0 {
+		t.Fatalf("status after exit 0: %v", st)
+	}
+	log, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(log), " stdout F hello") || !strings.Contains(string(log), " stderr F oops") {
+		t.Fatalf("log: %q, %v", log, err)
+	}
+	_, err = s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id})
+	wantCode(t, "StartContainer of an exited container", err, codes.FailedPrecondition)
+}
+
+// TestStartContainerGuestFails: a container the guest cannot start is
+// recorded as exited, with the reason, and answers an error.
+func TestStartContainerGuestFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, method := range []string{"StartContainer", "IOStream"} {
+		t.Run(method, func(t *testing.T) {
+			t.Parallel()
+			s, f := newFakeService(t)
+			pod := readyPod(t, s, "web")
+			id := createdContainer(t, s, pod, containerConfig("app"))
+			f.fail(method, id, errors.New("exec format error"))
+			if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err == nil {
+				t.Fatal("StartContainer succeeded")
+			}
+			st := containerState(t, s, id)
+			if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 128 || st.Reason != "StartError" || !strings.Contains(st.Message, "exec format error") {
+				t.Fatalf("status after a failed start: %v", st)
+			}
+		})
+	}
+}
