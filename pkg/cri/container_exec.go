@@ -59,29 +59,50 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	if tty {
 		ecmd.Console = "pty"
 	}
-	// The start is not cut short by ctx: a process the guest starts after
-	// the caller gave up would run on with no one to end it. It is ended
-	// below instead.
-	startCtx, cancelStart := context.WithTimeout(context.WithoutCancel(ctx), execStartTimeout)
-	_, _, proc, err := s.opts.Sandboxes.EnterContainer(startCtx, c.PodID, c.ID, ecmd)
-	cancelStart()
-	if err != nil {
-		return 0, err
-	}
-	kill := func() {
+	kill := func(proc *sandbox.Process) {
 		killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execKillTimeout)
 		defer cancel()
 		_ = s.opts.Sandboxes.SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
 	}
+	// The start is not cut short by ctx: a process the guest starts after
+	// the caller gave up would run on with no one to end it. The caller
+	// does not wait for it past its deadline, though: a start that comes
+	// back later is ended then.
+	type started struct {
+		proc *sandbox.Process
+		err  error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execStartTimeout)
+		defer cancel()
+		_, _, proc, err := s.opts.Sandboxes.EnterContainer(startCtx, c.PodID, c.ID, ecmd)
+		startc <- started{proc, err}
+	}()
+	var proc *sandbox.Process
+	select {
+	case st := <-startc:
+		if st.err != nil {
+			return 0, st.err
+		}
+		proc = st.proc
+	case <-ctx.Done():
+		go func() {
+			if st := <-startc; st.err == nil {
+				kill(st.proc)
+			}
+		}()
+		return 0, ctx.Err()
+	}
 	if ctx.Err() != nil {
-		kill()
+		kill(proc)
 		return 0, ctx.Err()
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
-		kill()
+		kill(proc)
 		return 0, err
 	}
 	if resize != nil {
@@ -113,7 +134,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.
-		kill()
+		kill(proc)
 		return 0, err
 	}
 	select {

@@ -98,6 +98,22 @@ func TestExecSyncDeadline(t *testing.T) {
 	}
 }
 
+// TestExecSyncStartHangs: a guest that never answers the start of an
+// exec (a probe against a stuck guest) holds ExecSync no longer than its
+// timeout.
+func TestExecSyncStartHangs(t *testing.T) {
+	t.Parallel()
+	s, f := newFakeService(t)
+	_, id := runningContainer(t, s, "web")
+	f.hang("EnterContainer", id)
+	start := time.Now()
+	_, err := s.ExecSync(context.Background(), &runtime.ExecSyncRequest{ContainerId: id, Cmd: []string{"true"}, Timeout: 1})
+	wantCode(t, "ExecSync whose start hangs", err, codes.DeadlineExceeded)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("ExecSync with a 1s timeout took %v", took)
+	}
+}
+
 func TestExecSyncGuestFails(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
