@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
@@ -140,12 +141,12 @@ func (p *process) start(run func(*libcontainer.Process) error) error {
 
 func (p *process) wait() {
 	state, err := p.lp.Wait()
-	code := int32(255)
+	code := exitcode.Unknown
 	if state != nil {
 		ws := state.Sys().(syscall.WaitStatus)
 		switch {
 		case ws.Signaled():
-			code = 128 + int32(ws.Signal())
+			code = exitcode.Signaled(ws.Signal())
 		default:
 			code = int32(ws.ExitStatus())
 		}

@@ -10,6 +10,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
@@ -48,7 +49,7 @@ func (s *Service) stopContainer(ctx context.Context, c containerRecord, timeout 
 	}
 	if !s.waitExited(ctx, c.ID, 5*time.Second) {
 		st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID)
-		code := int32(137)
+		code := exitcode.Killed
 		if err == nil && st.State.State == sandbox.StateStopped {
 			code = st.ExitCode
 		}

@@ -9,6 +9,7 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
@@ -60,7 +61,7 @@ func (s *Service) recordStoppedContainers(podID string) {
 		}
 		s.stopIO(c.ID)
 		exit, ok := exits[c.ID]
-		code, at := int32(137), time.Now()
+		code, at := exitcode.Killed, time.Now()
 		if ok && !exit.FinishedAt.IsZero() {
 			code, at = exit.ExitCode, exit.FinishedAt
 		}

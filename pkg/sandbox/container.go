@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
@@ -161,20 +162,20 @@ func stopContainerProcesses(ctx context.Context, ag Agent, ls *lockedSandbox, c 
 	exit, err := ag.WaitProcess(waitCtx, &protocol.ProcessRequest{ContainerId: id})
 	if err != nil {
 		klog.ErrorS(err, "Container did not report its exit", "sandbox", ls.Config.ID, "container", id)
-		exit = &protocol.WaitProcessResponse{ExitCode: 137, ExitedAtUnixNano: time.Now().UnixNano()}
+		exit = &protocol.WaitProcessResponse{ExitCode: exitcode.Killed, ExitedAtUnixNano: time.Now().UnixNano()}
 	}
 	recordExit(c, exit)
 }
 
 // recordExit records the guest's report of a container's end. The report
-// is the guest's word: a missing one is an unknown exit (code 255), and
+// is the guest's word: a missing one is an unknown exit (exitcode.Unknown), and
 // its time is kept between the container's start and now, the host's
 // clock.
 func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
 	c.State = State{StateStopped}
 	c.ExitCode = exit.GetExitCode()
 	if exit == nil {
-		c.ExitCode = unknownExitCode
+		c.ExitCode = exitcode.Unknown
 	}
 	c.OOMKilled = exit.GetOomKilled()
 	now := time.Now()
@@ -186,10 +187,6 @@ func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
 		c.FinishedAt = c.StartTime
 	}
 }
-
-// unknownExitCode is the exit code of a container whose end the guest
-// did not report.
-const unknownExitCode = 255
 
 func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
 	if c.State.State == StateRunning {

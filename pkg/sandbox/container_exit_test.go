@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
@@ -16,7 +17,7 @@ func TestRecordExit(t *testing.T) {
 		wantCode int32
 		wantAt   func(time.Time) bool
 	}{
-		"no report":       {nil, unknownExitCode, func(at time.Time) bool { return time.Since(at) < time.Second }},
+		"no report":       {nil, exitcode.Unknown, func(at time.Time) bool { return time.Since(at) < time.Second }},
 		"a normal report": {&protocol.WaitProcessResponse{ExitCode: 3, ExitedAtUnixNano: start.Add(time.Second).UnixNano()}, 3, func(at time.Time) bool { return at.Equal(start.Add(time.Second)) }},
 		"no time":         {&protocol.WaitProcessResponse{ExitCode: 1}, 1, func(at time.Time) bool { return time.Since(at) < time.Second }},
 		"in the future":   {&protocol.WaitProcessResponse{ExitCode: 1, ExitedAtUnixNano: time.Now().Add(time.Hour).UnixNano()}, 1, func(at time.Time) bool { return !at.After(time.Now()) }},

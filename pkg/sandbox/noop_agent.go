@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
 
@@ -77,7 +79,7 @@ func (a *noopAgent) DestroySandbox(context.Context, *protocol.DestroySandboxRequ
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, p := range a.procs {
-		p.exit(137)
+		p.exit(exitcode.Killed)
 	}
 	if a.poweredOff != nil {
 		a.poweredOff()
@@ -139,7 +141,7 @@ func (a *noopAgent) SignalProcess(_ context.Context, req *protocol.SignalProcess
 	if err != nil {
 		return nil, err
 	}
-	p.exit(128 + int32(req.Signal))
+	p.exit(exitcode.Signaled(syscall.Signal(req.Signal)))
 	return &protocol.Empty{}, nil
 }
 

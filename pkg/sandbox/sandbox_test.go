@@ -9,6 +9,8 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 )
 
 func mockConfig(id string, containers ...ContainerConfig) SandboxConfig {
@@ -290,7 +292,7 @@ func TestContainerLifecycle(t *testing.T) {
 		t.Fatalf("KillContainer: %v", err)
 	}
 	st, err = r.StatusContainer(ctx, "ctr", "web")
-	if err != nil || st.State.State != StateStopped || st.ExitCode != 128+int32(syscall.SIGTERM) {
+	if err != nil || st.State.State != StateStopped || st.ExitCode != exitcode.Signaled(syscall.SIGTERM) {
 		t.Fatalf("StatusContainer after SIGTERM: %+v, %v; want stopped with exit code 143", st, err)
 	}
 	if _, err := r.StopContainer(ctx, "ctr", "web"); !errors.Is(err, ErrInvalidState) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	vc "github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -83,11 +84,11 @@ func TestProcessListInVM(t *testing.T) {
 	if err := r.KillContainer(bg, s.ID(), "talker", syscall.SIGKILL, true); err != nil {
 		t.Fatalf("KillContainer: %v", err)
 	}
-	if code, err := r.WaitProcess(ctx, s.ID(), "talker", "talker"); err != nil || code != 137 {
-		t.Fatalf("killed container exited %d, %v; want 137", code, err)
+	if code, err := r.WaitProcess(ctx, s.ID(), "talker", "talker"); err != nil || code != exitcode.Killed {
+		t.Fatalf("killed container exited %d, %v; want %d", code, err, exitcode.Killed)
 	}
 	st, err := r.StatusContainer(bg, s.ID(), "talker")
-	if err != nil || st.State.State != vc.StateStopped || st.ExitCode != 137 {
+	if err != nil || st.State.State != vc.StateStopped || st.ExitCode != exitcode.Killed {
 		t.Fatalf("StatusContainer: %+v, %v", st, err)
 	}
 	if _, err := r.DeleteSandbox(bg, s.ID()); err != nil {
