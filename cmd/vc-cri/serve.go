@@ -158,15 +158,9 @@ func sandboxTemplate(cfg *Config) (sandbox.SandboxConfig, error) {
 }
 
 func networkModel(name string) (sandbox.NetInterworkingModel, error) {
-	switch name {
-	case "", "default":
-		return sandbox.NetXConnectDefaultModel, nil
-	case "tcfilter":
-		return sandbox.NetXConnectTCFilterModel, nil
-	case "bridged":
-		return sandbox.NetXConnectBridgedModel, nil
-	case "macvtap":
-		return sandbox.NetXConnectMacVtapModel, nil
+	m, err := cni.ParseModel(name)
+	if err != nil {
+		return 0, fmt.Errorf("vm.network_model: %w: want tcfilter, bridged or macvtap", err)
 	}
-	return 0, fmt.Errorf("vm.network_model %q: want tcfilter, bridged or macvtap", name)
+	return sandbox.InterworkingModel(m)
 }

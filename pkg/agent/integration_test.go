@@ -52,13 +52,14 @@ func bootVM(t testing.TB, shared string) (hypervisor.VM, *agent.Client, time.Dur
 	defer cancel()
 	start := time.Now()
 	vm, err := (&hypervisor.QEMU{}).Launch(ctx, hypervisor.Config{
-		ID:          "agent-it",
-		StateDir:    filepath.Join(t.TempDir(), "vm"),
-		KernelPath:  filepath.Join(dir, "vmlinux"),
-		InitrdPath:  filepath.Join(dir, "initramfs.cpio"),
-		Accelerator: hypervisor.AccelTCG,
-		MemoryMiB:   256,
-		SharedDir:   shared,
+		ID:            "agent-it",
+		StateDir:      filepath.Join(t.TempDir(), "vm"),
+		KernelPath:    filepath.Join(dir, "vmlinux"),
+		InitrdPath:    filepath.Join(dir, "initramfs.cpio"),
+		Accelerator:   hypervisor.AccelTCG,
+		MemoryMiB:     256,
+		SharedDir:     shared,
+		AgentPortName: protocol.PortName,
 	})
 	if err != nil {
 		t.Fatalf("Launch: %v", err)

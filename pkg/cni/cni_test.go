@@ -161,7 +161,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestParseModel(t *testing.T) {
-	for s, want := range map[string]Model{"": TCFilter, "tcfilter": TCFilter, "bridged": Bridged, "macvtap": MacVtap} {
+	for s, want := range map[string]Model{"": TCFilter, "default": TCFilter, "tcfilter": TCFilter, "bridged": Bridged, "macvtap": MacVtap} {
 		if got, err := ParseModel(s); err != nil || got != want {
 			t.Errorf("ParseModel(%q) = %v, %v; want %v", s, got, err, want)
 		}

@@ -36,9 +36,10 @@ var modelNames = map[Model]string{
 }
 
 // ParseModel returns the Model named s ("tcfilter", "bridged",
-// "macvtap"); an empty s means DefaultModel.
+// "macvtap"); an empty s or "default" means DefaultModel. It is the one
+// parser of model names: configuration files and persisted state alike.
 func ParseModel(s string) (Model, error) {
-	if s == "" {
+	if s == "" || s == "default" {
 		return DefaultModel, nil
 	}
 	for m, name := range modelNames {

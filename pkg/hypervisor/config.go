@@ -60,6 +60,10 @@ type Config struct {
 	SharedFS     SharedFS // default virtio-9p; no shared device without SharedDir
 	SharedDir    string   // host directory shared with the guest
 	SharedTag    string   // mount tag, default vcshared
+	// AgentPortName names the virtio-serial port of the agent link, as
+	// the guest's agent looks it up: the caller's, which speaks to that
+	// agent (required).
+	AgentPortName string
 	// VirtioFSDaemon is virtiofsd's path, default /usr/lib/qemu/virtiofsd.
 	VirtioFSDaemon string
 	VirtioFSCache  string // auto (default), always or none
@@ -205,6 +209,9 @@ func (c Config) validate() error {
 	}
 	if c.MemoryMiB == 0 {
 		return invalid("MemoryMiB", "zero")
+	}
+	if c.AgentPortName == "" || strings.ContainsAny(c.AgentPortName, ",=") {
+		return invalid("AgentPortName", "%q is not a virtio-serial port name", c.AgentPortName)
 	}
 	switch c.Accelerator {
 	case AccelAuto, AccelKVM, AccelTCG:

@@ -22,7 +22,7 @@ func validConfig(t *testing.T) Config {
 	}
 	return Config{
 		ID: "vm1", StateDir: filepath.Join(dir, "state"), KernelPath: kernel,
-		MemoryMiB: 256, SharedDir: shared,
+		MemoryMiB: 256, SharedDir: shared, AgentPortName: "agent.0",
 	}.withDefaults()
 }
 
@@ -38,6 +38,8 @@ func TestValidate(t *testing.T) {
 		{"comma in state dir", func(c *Config) { c.StateDir = "/run/a,b" }, "StateDir"},
 		{"state dir too long for sockets", func(c *Config) { c.StateDir = "/run/" + strings.Repeat("d", 100) }, "StateDir"},
 		{"no kernel", func(c *Config) { c.KernelPath = "" }, "KernelPath"},
+		{"no agent port", func(c *Config) { c.AgentPortName = "" }, "AgentPortName"},
+		{"comma in agent port", func(c *Config) { c.AgentPortName = "agent,0" }, "AgentPortName"},
 		{"missing kernel", func(c *Config) { c.KernelPath = "/nonexistent/vmlinux" }, "KernelPath"},
 		{"kernel is a dir", func(c *Config) { c.KernelPath = c.SharedDir }, "KernelPath"},
 		{"missing initrd", func(c *Config) { c.InitrdPath = "/nonexistent/initrd" }, "InitrdPath"},

@@ -32,7 +32,7 @@ func bootConfig(tb testing.TB, fs string) Config {
 	c := Config{
 		ID: "test-" + filepath.Base(dir), StateDir: filepath.Join(dir, "state"),
 		KernelPath: kernel, InitrdPath: initrd, Accelerator: AccelTCG,
-		MemoryMiB: 256, SharedDir: shared,
+		MemoryMiB: 256, SharedDir: shared, AgentPortName: "agent.0", // testdata/guestinit's
 	}
 	switch fs {
 	case "9p":

@@ -32,7 +32,6 @@ const (
 	consoleID       = "console0"
 	serialID        = "serial0"
 	agentChardevID  = "agent0"
-	agentPortName   = "agent.0"
 	fsID            = "fs0"
 	virtiofsChardev = "virtiofs0"
 	memBackendID    = "mem0"
@@ -228,7 +227,7 @@ func devices(c Config, host hostCaps) []qemu.Device {
 		qemu.SerialDevice{Driver: qemu.VirtioSerial, ID: serialID},
 		qemu.CharDevice{
 			Backend: qemu.Socket, Driver: qemu.VirtioSerialPort, Bus: serialID + ".0",
-			DeviceID: "channel0", ID: agentChardevID, Path: c.path(agentSocketName), Name: agentPortName,
+			DeviceID: "channel0", ID: agentChardevID, Path: c.path(agentSocketName), Name: c.AgentPortName,
 		},
 	}
 	for i := range c.DefaultBridges {

@@ -9,21 +9,36 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
+// cniModels maps the interworking models of the specification to
+// pkg/cni's, which owns network models and their names (cni.ParseModel).
+var cniModels = map[NetInterworkingModel]cni.Model{
+	NetXConnectDefaultModel:  cni.DefaultModel,
+	NetXConnectTCFilterModel: cni.TCFilter,
+	NetXConnectBridgedModel:  cni.Bridged,
+	NetXConnectMacVtapModel:  cni.MacVtap,
+}
+
 // cniModel maps an interworking model to pkg/cni's.
 func cniModel(m NetInterworkingModel) (cni.Model, error) {
-	switch m {
-	case NetXConnectDefaultModel:
-		return cni.DefaultModel, nil
-	case NetXConnectTCFilterModel:
-		return cni.TCFilter, nil
-	case NetXConnectBridgedModel:
-		return cni.Bridged, nil
-	case NetXConnectMacVtapModel:
-		return cni.MacVtap, nil
-	case NetXConnectEnlightenedModel:
+	if cm, ok := cniModels[m]; ok {
+		return cm, nil
+	}
+	if m == NetXConnectEnlightenedModel {
 		return 0, fmt.Errorf("the enlightened model needs CNI plugins that create VM interfaces themselves, which vc-cri does not drive: %w", ErrInvalidConfig)
 	}
 	return 0, fmt.Errorf("network interworking model %d: %w", m, ErrInvalidConfig)
+}
+
+// InterworkingModel is the interworking model of pkg/cni's model m
+// (beyond the specification: how a caller turns a model cni.ParseModel
+// read from its configuration into a NetworkConfig's).
+func InterworkingModel(m cni.Model) (NetInterworkingModel, error) {
+	for im, cm := range cniModels {
+		if cm == m && im != NetXConnectDefaultModel {
+			return im, nil
+		}
+	}
+	return 0, fmt.Errorf("network model %v: %w", m, ErrInvalidConfig)
 }
 
 // connectNetwork joins every interface CNI left in the sandbox's netns

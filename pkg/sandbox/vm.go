@@ -84,6 +84,7 @@ func (r *Runtime) vmConfig(id string, c *SandboxConfig) (hypervisor.Config, erro
 		SharedFS:       hypervisor.SharedFS(sharedFS),
 		SharedDir:      r.sharedDir(id),
 		SharedTag:      protocol.SharedTag,
+		AgentPortName:  protocol.PortName,
 		VirtioFSDaemon: h.VirtioFSDaemon,
 		VirtioFSCache:  h.VirtioFSCache,
 		NetNSPath:      c.NetworkConfig.NetNSPath,
