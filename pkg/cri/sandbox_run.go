@@ -50,8 +50,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err != nil {
 		return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
 	}
-	undo.Add("tear down pod network", func(ctx context.Context) error {
-		return s.opts.Network.Teardown(ctx, id, result.NetnsPath)
+	undo.Add("tear down pod", func(ctx context.Context) error {
+		return s.teardownPod(ctx, id, result.NetnsPath)
 	})
 
 	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)

@@ -3,7 +3,6 @@ package cri
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -32,12 +31,8 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 }
 
 func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
-	if _, err := s.opts.Sandboxes.StopSandbox(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
-		return fmt.Errorf("stop pod sandbox %q: %w", pod.ID, err)
-	}
-	s.recordStoppedContainers(pod.ID)
-	if err := s.opts.Network.Teardown(ctx, pod.ID, pod.NetNSPath); err != nil {
-		return fmt.Errorf("tear down network of pod %q: %w", pod.ID, err)
+	if err := s.teardownPod(ctx, pod.ID, pod.NetNSPath); err != nil {
+		return err
 	}
 	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
 		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY

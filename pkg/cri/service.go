@@ -37,7 +37,8 @@ type imageStore interface {
 	Root() string
 }
 
-// podNetwork is what the runtime service needs of the pod network: CNI.
+// podNetwork is what the runtime service needs of the pod network, which
+// it owns (see teardownPod): the network namespace and CNI.
 type podNetwork interface {
 	Setup(ctx context.Context, pod cni.PodNetwork) (*cni.Result, error)
 	Teardown(ctx context.Context, podID, netnsPath string) error

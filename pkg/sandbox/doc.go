@@ -50,6 +50,16 @@
 // lock is what keeps two dials of one sandbox apart. Neither mutex is
 // ever held while taking a sandbox's lock or the other mutex.
 //
+// # The pod network
+//
+// The network namespace is the caller's (pkg/cri's, as containerd's CRI
+// keeps it): it creates the namespace and has CNI configure it before
+// RunSandbox or CreateSandbox, whose NetworkConfig.NetNSPath names it.
+// A sandbox only joins its VM to the interfaces it finds there, with its
+// interworking model (pkg/cni's Connect: the taps), and StopSandbox
+// unjoins them once the VM is down, before it returns. The caller runs
+// CNI DEL and removes the namespace only after that.
+//
 // # Errors
 //
 // Refusals wrap ErrNotFound, ErrAlreadyExists, ErrInvalidState or
