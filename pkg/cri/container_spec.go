@@ -3,14 +3,17 @@ package cri
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/moby/sys/capability"
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-tools/generate"
 	"github.com/opencontainers/runtime-tools/generate/seccomp"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -25,9 +28,13 @@ var defaultCapabilities = []string{
 	"CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 }
 
-// containerConfig turns a CRI container config into the sandbox's: the
-// process from the config over the image's defaults, the security
-// context, mounts and resources.
+// containerConfig turns a CRI container config into the sandbox's. This
+// package is the one builder of the container's OCI spec, its
+// CustomSpec: the process from the config over the image's defaults, the
+// security context, and the mounts, with host paths as their sources.
+// The sandbox layer only maps the root and the mount sources into the
+// guest, resolves Cmd's user and groups against the rootfs (names, so
+// only Cmd carries them), and applies Resources as the guest can.
 func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sandbox.ContainerConfig, error) {
 	spec, err := sandbox.DefaultSpec()
 	if err != nil {
@@ -40,12 +47,12 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 	if err := setPIDNamespace(spec, sc.GetNamespaceOptions().GetPid()); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}
-	cmd, err := processCmd(config, img)
-	if err != nil {
+	if err := setProcess(spec, config, img); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}
-	cmd.Capabilities = capabilities(sc)
-	cmd.NoNewPrivileges = sc.GetNoNewPrivs()
+	spec.Process.Capabilities = capabilities(sc)
+	spec.Process.NoNewPrivileges = sc.GetNoNewPrivs()
+	cmd := sandbox.Cmd{Interactive: config.Stdin}
 	setUser(&cmd, sc, img)
 
 	if sc.GetPrivileged() {
@@ -63,8 +70,7 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 			spec.Linux.ReadonlyPaths = p
 		}
 	}
-	// The seccomp filter depends on the capabilities, set just above.
-	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: cmd.Capabilities.Bounding, Effective: cmd.Capabilities.Effective, Permitted: cmd.Capabilities.Permitted}
+	// The seccomp filter depends on the capabilities, set above.
 	if spec.Linux.Seccomp, err = seccompProfile(spec, sc); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}
@@ -77,10 +83,15 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 		"io.kubernetes.cri.container-name": config.Metadata.Name,
 		"io.kubernetes.cri.sandbox-id":     pod.ID,
 	}
+	maps.Copy(spec.Annotations, config.Annotations)
 
 	mounts, err := s.containerMounts(pod, config)
 	if err != nil {
 		return sandbox.ContainerConfig{}, err
+	}
+	for _, m := range mounts {
+		removeMount(spec, m.Destination)
+		spec.Mounts = append(spec.Mounts, m)
 	}
 	return sandbox.ContainerConfig{
 		ID:             id,
@@ -88,10 +99,15 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 		ReadonlyRootfs: sc.GetReadonlyRootfs(),
 		Cmd:            cmd,
 		Annotations:    config.Annotations,
-		Mounts:         mounts,
 		Resources:      resources(config.GetLinux().GetResources()),
 		CustomSpec:     spec,
 	}, nil
+}
+
+// removeMount drops the spec's mount on dest, which a mount of the
+// config replaces.
+func removeMount(spec *specs.Spec, dest string) {
+	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == dest })
 }
 
 // setPIDNamespace gives the container its own PID namespace, or, for a
@@ -144,11 +160,11 @@ func seccompProfile(spec *specs.Spec, sc *runtime.LinuxContainerSecurityContext)
 	return nil, invalidArgument("unknown seccomp profile type %s", profile.GetProfileType())
 }
 
-// processCmd merges the config's command with the image's, as Docker and
-// containerd do: the config's command replaces the entrypoint, and args
-// replace the image's cmd; without a command, the image's cmd applies
-// only when args are empty too.
-func processCmd(config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sandbox.Cmd, error) {
+// setProcess sets the spec's process from the config over the image's
+// defaults, as Docker and containerd merge them: the config's command
+// replaces the entrypoint, and args replace the image's cmd; without a
+// command, the image's cmd applies only when args are empty too.
+func setProcess(spec *specs.Spec, config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) error {
 	command, args := config.Command, config.Args
 	if len(command) == 0 {
 		if len(args) == 0 {
@@ -160,44 +176,29 @@ func processCmd(config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sa
 	}
 	argv := append(append([]string{}, command...), args...)
 	if len(argv) == 0 {
-		return sandbox.Cmd{}, invalidArgument("container %q has no command and its image none either", config.Metadata.Name)
+		return invalidArgument("container %q has no command and its image none either", config.Metadata.Name)
 	}
-	cmd := sandbox.Cmd{
-		Args:        argv,
-		WorkDir:     config.WorkingDir,
-		Interactive: config.Stdin,
+	g := generate.NewFromSpec(spec)
+	g.SetProcessArgs(argv)
+	cwd := config.WorkingDir
+	if cwd == "" {
+		cwd = img.WorkingDir
 	}
-	if cmd.WorkDir == "" {
-		cmd.WorkDir = img.WorkingDir
+	if cwd == "" {
+		cwd = "/"
 	}
-	if cmd.WorkDir == "" {
-		cmd.WorkDir = "/"
-	}
-	if config.Tty {
-		cmd.Console = "pty"
-	}
-	// The image's environment, then the config's over it.
-	env := map[string]int{}
-	add := func(k, v string) {
-		if i, ok := env[k]; ok {
-			cmd.Envs[i].Value = v
-			return
-		}
-		env[k] = len(cmd.Envs)
-		cmd.Envs = append(cmd.Envs, sandbox.EnvVar{Var: k, Value: v})
-	}
-	add("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+	g.SetProcessCwd(cwd)
+	g.SetProcessTerminal(config.Tty)
+	// The default spec's environment, the image's over it, then the
+	// config's.
 	for _, e := range img.Env {
 		k, v, _ := strings.Cut(e, "=")
-		add(k, v)
+		g.AddProcessEnv(k, v)
 	}
 	for _, kv := range config.Envs {
-		add(kv.Key, string(kv.Value))
+		g.AddProcessEnv(kv.Key, string(kv.Value))
 	}
-	if config.Tty {
-		add("TERM", "xterm")
-	}
-	return cmd, nil
+	return nil
 }
 
 // setUser takes the user and groups from the security context, or the
@@ -221,7 +222,7 @@ func setUser(cmd *sandbox.Cmd, sc *runtime.LinuxContainerSecurityContext, img *i
 
 // capabilities applies the security context's additions and drops to the
 // default set; a privileged container gets every capability.
-func capabilities(sc *runtime.LinuxContainerSecurityContext) sandbox.LinuxCapabilities {
+func capabilities(sc *runtime.LinuxContainerSecurityContext) *specs.LinuxCapabilities {
 	var caps []string
 	if sc.GetPrivileged() {
 		caps = allCapabilities()
@@ -252,7 +253,7 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext) sandbox.LinuxCapabi
 			}
 		}
 	}
-	return sandbox.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
+	return &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 }
 
 func capName(c string) string {
@@ -318,9 +319,10 @@ func resources(r *runtime.LinuxContainerResources) specs.LinuxResources {
 }
 
 // containerMounts are the config's host-path mounts plus the pod's
-// hostname, hosts and resolv.conf where the config brings none.
-func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig) ([]sandbox.Mount, error) {
-	var mounts []sandbox.Mount
+// hostname, hosts and resolv.conf where the config brings none: bind
+// mounts with their host paths as sources.
+func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig) ([]specs.Mount, error) {
+	var mounts []specs.Mount
 	taken := map[string]bool{}
 	for _, m := range config.Mounts {
 		if m.GetImage().GetImage() != "" {
@@ -335,9 +337,7 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 				return nil, fmt.Errorf("create host path %q: %w", m.HostPath, err)
 			}
 		}
-		mounts = append(mounts, sandbox.Mount{
-			Source: m.HostPath, Destination: m.ContainerPath, Type: "bind", ReadOnly: m.Readonly,
-		})
+		mounts = append(mounts, bindMount(m.HostPath, m.ContainerPath, m.Readonly))
 		taken[filepath.Clean(m.ContainerPath)] = true
 	}
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
@@ -345,10 +345,15 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 		if taken[dest] {
 			continue
 		}
-		mounts = append(mounts, sandbox.Mount{
-			Source: filepath.Join(s.podDir(pod.ID), name), Destination: dest, Type: "bind",
-			ReadOnly: config.GetLinux().GetSecurityContext().GetReadonlyRootfs(),
-		})
+		mounts = append(mounts, bindMount(filepath.Join(s.podDir(pod.ID), name), dest, config.GetLinux().GetSecurityContext().GetReadonlyRootfs()))
 	}
 	return mounts, nil
+}
+
+func bindMount(source, dest string, readOnly bool) specs.Mount {
+	opts := []string{"rbind"}
+	if readOnly {
+		opts = append(opts, "ro")
+	}
+	return specs.Mount{Destination: dest, Type: "bind", Source: source, Options: opts}
 }

@@ -104,20 +104,18 @@ func hostileGuestShare(t *testing.T, sharedFS string) {
 		}
 	}
 	spec.Linux.Namespaces, spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = nss, nil, nil
+	spec.Process.Args = []string{"sh", "-c", hostileScript}
+	spec.Process.Env = []string{"PATH=/bin:/usr/bin", "VICTIM=" + victim}
+	spec.Process.Capabilities = &specs.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps}
+	// mounts/0 is /etc/hostname-like file; mounts/1 the volume.
+	spec.Mounts = append(spec.Mounts,
+		specs.Mount{Source: filepath.Join(volume, "host-file"), Destination: "/etc/host-file", Type: "bind", Options: []string{"rbind", "ro"}},
+		specs.Mount{Source: volume, Destination: "/data", Type: "bind", Options: []string{"rbind"}},
+	)
 	ctr := vc.ContainerConfig{
-		ID:     "hostile",
-		RootFs: rootfs,
-		Cmd: vc.Cmd{
-			User:         "root",
-			Args:         []string{"sh", "-c", hostileScript},
-			Envs:         []vc.EnvVar{{Var: "PATH", Value: "/bin:/usr/bin"}, {Var: "VICTIM", Value: victim}},
-			Capabilities: vc.LinuxCapabilities{Bounding: allCaps, Effective: allCaps, Permitted: allCaps},
-		},
-		// mounts/0 is /etc/hostname-like file; mounts/1 the volume.
-		Mounts: []vc.Mount{
-			{Source: filepath.Join(volume, "host-file"), Destination: "/etc/host-file", Type: "bind", ReadOnly: true},
-			{Source: volume, Destination: "/data", Type: "bind"},
-		},
+		ID:         "hostile",
+		RootFs:     rootfs,
+		Cmd:        vc.Cmd{User: "root"},
 		CustomSpec: spec,
 	}
 	cfg := qemuConfig(t, ctr)

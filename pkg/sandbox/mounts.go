@@ -6,6 +6,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 
 	"github.com/moby/sys/mountinfo"
@@ -134,18 +135,17 @@ func (s *containerShare) shareRootfs(rootfs string) (string, error) {
 }
 
 // shareMount makes a bind mount's host source visible to the guest and
-// returns the spec mount that names it from inside the guest.
-func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
-	source := m.HostPath
-	if source == "" {
-		source = m.Source
-	}
+// returns the spec mount that names it from inside the guest; "ro" in
+// its options makes it read-only.
+func (s *containerShare) shareMount(i int, m specs.Mount) (specs.Mount, error) {
+	source := m.Source
+	readOnly := slices.Contains(m.Options, "ro")
 	fi, err := os.Stat(source)
 	if err != nil {
 		return specs.Mount{}, fmt.Errorf("mount %q: source %q: %w", m.Destination, source, errors.Join(err, ErrInvalidConfig))
 	}
 	name := strconv.Itoa(i)
-	if err := s.bind(source, s.rel("mounts", name), fi.IsDir(), m.ReadOnly); err != nil {
+	if err := s.bind(source, s.rel("mounts", name), fi.IsDir(), readOnly); err != nil {
 		return specs.Mount{}, err
 	}
 	options := []string{"rbind", "rprivate"}
@@ -154,7 +154,7 @@ func (s *containerShare) shareMount(i int, m Mount) (specs.Mount, error) {
 	// the source and its submounts as one filesystem: marking it
 	// read-only there too would also close the submounts, which a
 	// non-recursive read-only mount leaves writable.
-	if m.ReadOnly && !hasSubmounts(source) {
+	if readOnly && !hasSubmounts(source) {
 		options = append(options, "ro")
 	}
 	return specs.Mount{Destination: m.Destination, Type: "bind", Source: s.guestPath("mounts", name), Options: options}, nil

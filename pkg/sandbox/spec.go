@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/moby/sys/user"
@@ -15,17 +16,29 @@ import (
 	"github.com/vc-cri/vc-cri/internal/safemount"
 )
 
-// containerSpec builds the OCI spec the agent runs: the CustomSpec, or
-// runtime-tools' defaults, with the container's configuration applied
-// and its paths turned into guest paths.
+// The container's OCI spec has one builder: the caller, whose CustomSpec
+// is the container's process, security and mounts; or, without one,
+// seedSpec, from the specification's fields. Over either, this package
+// does only what the VM dictates, each in one place: freezeUser and
+// setUser resolve Cmd's user and groups against the rootfs, once;
+// containerSpec maps the root and the bind mounts' host sources into the
+// shared directory and sets the resources the guest can apply
+// (guestResources, at create and update); the agent sets the cgroup
+// path, in the guest's own tree.
+
+// containerSpec builds the OCI spec the agent runs, at create: the
+// container's spec with the guest's paths and resources.
 func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, error) {
-	g, err := baseSpec(c)
-	if err != nil {
-		return nil, err
+	if c.CustomSpec != nil && (setsProcess(c.Cmd) || len(c.Mounts) > 0) {
+		return nil, fmt.Errorf("container %q: the CustomSpec has the process and mounts, Cmd gives only the user and groups, and Mounts none: %w", c.ID, ErrInvalidConfig)
 	}
 	// Before the guest has seen the rootfs: from here on its /etc/passwd
 	// is the guest's.
 	if err := freezeUser(c); err != nil {
+		return nil, fmt.Errorf("container %q: %w", c.ID, err)
+	}
+	g, err := baseSpec(c)
+	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
 	root, err := share.shareRootfs(c.RootFs)
@@ -34,30 +47,24 @@ func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, erro
 	}
 	g.SetRootPath(root)
 	g.SetRootReadonly(c.ReadonlyRootfs)
-	if err := applyCmd(&g, c.RootFs, c.Cmd); err != nil {
-		return nil, fmt.Errorf("container %q: %w", c.ID, err)
-	}
-	for i, m := range c.Mounts {
+	binds := 0
+	for i, m := range g.Config.Mounts {
 		if !isBind(m) {
-			g.AddMount(specs.Mount{Destination: m.Destination, Type: m.Type, Source: m.Source, Options: m.Options})
 			continue
 		}
-		sm, err := share.shareMount(i, m)
+		sm, err := share.shareMount(binds, m)
 		if err != nil {
 			return nil, err
 		}
-		g.RemoveMount(m.Destination)
-		g.AddMount(sm)
-	}
-	for _, d := range c.DeviceInfos {
-		addDevice(&g, d)
+		g.Config.Mounts[i] = sm
+		binds++
 	}
 	if c.CustomSpec == nil || !isZeroResources(c.Resources) {
 		res := c.Resources
 		g.Config.Linux.Resources = &res
 	}
-	for k, v := range c.Annotations {
-		g.AddAnnotation(k, v)
+	for _, d := range c.DeviceInfos {
+		addDevice(&g, d)
 	}
 	return g.Config, nil
 }
@@ -69,9 +76,6 @@ func execProcess(c *ContainerConfig, cmd Cmd) (*specs.Process, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := applyCmd(&g, c.RootFs, c.Cmd); err != nil {
-		return nil, err
-	}
 	if err := applyCmd(&g, c.RootFs, cmd); err != nil {
 		return nil, err
 	}
@@ -79,9 +83,10 @@ func execProcess(c *ContainerConfig, cmd Cmd) (*specs.Process, error) {
 	return g.Config.Process, nil
 }
 
-// baseSpec starts from the CustomSpec, or from runtime-tools' defaults
-// made fit for a container of a pod VM.
+// baseSpec is the container's spec with host paths, and its process's
+// user from Cmd: a copy of the CustomSpec, or seedSpec.
 func baseSpec(c *ContainerConfig) (generate.Generator, error) {
+	var g generate.Generator
 	if c.CustomSpec != nil {
 		// The generator edits in place: work on a copy.
 		b, err := json.Marshal(c.CustomSpec)
@@ -92,13 +97,52 @@ func baseSpec(c *ContainerConfig) (generate.Generator, error) {
 		if err := json.Unmarshal(b, &spec); err != nil {
 			return generate.Generator{}, err
 		}
-		return generate.NewFromSpec(&spec), nil
+		g = generate.NewFromSpec(&spec)
+		if err := setUser(&g, c.RootFs, c.Cmd); err != nil {
+			return generate.Generator{}, err
+		}
+	} else {
+		var err error
+		if g, err = seedSpec(c); err != nil {
+			return generate.Generator{}, err
+		}
 	}
+	if g.Config.Process == nil || len(g.Config.Process.Args) == 0 {
+		return generate.Generator{}, fmt.Errorf("no command: %w", ErrInvalidConfig)
+	}
+	if g.Config.Linux == nil {
+		g.Config.Linux = &specs.Linux{}
+	}
+	return g, nil
+}
+
+// seedSpec is the spec of a container described by the specification's
+// fields alone: DefaultSpec with Cmd, Mounts and Annotations applied.
+func seedSpec(c *ContainerConfig) (generate.Generator, error) {
 	spec, err := DefaultSpec()
 	if err != nil {
 		return generate.Generator{}, err
 	}
-	return generate.NewFromSpec(spec), nil
+	g := generate.NewFromSpec(spec)
+	if err := applyCmd(&g, c.RootFs, c.Cmd); err != nil {
+		return generate.Generator{}, err
+	}
+	for _, m := range c.Mounts {
+		source := m.HostPath
+		if source == "" {
+			source = m.Source
+		}
+		opts := slices.Clone(m.Options)
+		if m.ReadOnly && !slices.Contains(opts, "ro") {
+			opts = append(opts, "ro")
+		}
+		g.RemoveMount(m.Destination)
+		g.AddMount(specs.Mount{Destination: m.Destination, Type: m.Type, Source: source, Options: opts})
+	}
+	for k, v := range c.Annotations {
+		g.AddAnnotation(k, v)
+	}
+	return g, nil
 }
 
 // DefaultSpec is the OCI spec a container of a pod VM starts from:
@@ -119,13 +163,34 @@ func DefaultSpec() (*specs.Spec, error) {
 	return g.Config, nil
 }
 
+// setsProcess tells whether cmd sets more of the process than its user,
+// groups and stdin.
+func setsProcess(cmd Cmd) bool {
+	caps := cmd.Capabilities
+	return len(cmd.Args)+len(cmd.Envs) > 0 || cmd.WorkDir != "" || cmd.Console != "" || cmd.NoNewPrivileges ||
+		len(caps.Bounding)+len(caps.Effective)+len(caps.Permitted)+len(caps.Inheritable)+len(caps.Ambient) > 0
+}
+
+// upgradeSpec moves into the CustomSpec of a container that an earlier
+// vc-cri created, which applied Cmd over its CustomSpec, what Cmd set of
+// the process: the spec then is whole, as baseSpec takes it, and Cmd
+// keeps the user and groups it froze and stdin. containerSpec refuses
+// such a Cmd now, so only those containers have anything to move.
+func upgradeSpec(c *ContainerConfig) {
+	if c.CustomSpec == nil || !setsProcess(c.Cmd) {
+		return
+	}
+	process := c.Cmd
+	process.User, process.PrimaryGroup, process.SupplementaryGroups = "", "", nil
+	g := generate.NewFromSpec(c.CustomSpec)
+	_ = applyCmd(&g, c.RootFs, process) // no user to resolve: no file read, no error
+	c.Cmd = Cmd{User: c.Cmd.User, PrimaryGroup: c.Cmd.PrimaryGroup, SupplementaryGroups: c.Cmd.SupplementaryGroups, Interactive: c.Cmd.Interactive}
+}
+
 // applyCmd applies what cmd sets to the spec's process.
 func applyCmd(g *generate.Generator, rootfs string, cmd Cmd) error {
 	if len(cmd.Args) > 0 {
 		g.SetProcessArgs(cmd.Args)
-	}
-	if len(g.Config.Process.Args) == 0 {
-		return fmt.Errorf("no command: %w", ErrInvalidConfig)
 	}
 	for _, e := range cmd.Envs {
 		g.AddProcessEnv(e.Var, e.Value)
@@ -147,7 +212,7 @@ func applyCmd(g *generate.Generator, rootfs string, cmd Cmd) error {
 	return nil
 }
 
-func isBind(m Mount) bool {
+func isBind(m specs.Mount) bool {
 	if m.Type == "bind" {
 		return true
 	}

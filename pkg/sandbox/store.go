@@ -131,6 +131,9 @@ func (r *Runtime) loadSandbox(id string) (*lockedSandbox, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sandbox %q state: %w", id, err)
 	}
+	for _, c := range st.Containers {
+		upgradeSpec(&c.Config)
+	}
 	return &lockedSandbox{sandboxState: &st, r: r, lock: lock}, nil
 }
 

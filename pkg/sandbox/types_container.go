@@ -38,9 +38,17 @@ type ContainerConfig struct {
 	// the specification).
 	Resources specs.LinuxResources
 
-	// CustomSpec, when set, is the OCI spec to start from; the fields
-	// above are applied over it (beyond the specification: CRI needs
-	// more of OCI than Cmd carries, as Kata's later API did).
+	// CustomSpec, when set, is the container's OCI spec, built whole by
+	// the caller (beyond the specification: CRI needs more of OCI than
+	// Cmd carries, as Kata's later API did): its process, security,
+	// mounts and annotations, with host paths as the bind mounts'
+	// sources. Cmd then gives only the user and groups (names too,
+	// resolved against RootFs at create) and Interactive, Mounts must be
+	// empty, and Annotations only describe the container. RootFs,
+	// ReadonlyRootfs, DeviceInfos and Resources apply either way: the
+	// sandbox maps the root and the sources into the guest and sets what
+	// the guest can apply. Without a CustomSpec, the spec is DefaultSpec
+	// with the fields above applied.
 	CustomSpec *specs.Spec
 }
 
