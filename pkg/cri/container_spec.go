@@ -227,25 +227,31 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext) *specs.LinuxCapabil
 	if sc.GetPrivileged() {
 		caps = allCapabilities()
 	} else {
+		// As containerd: ALL first (add, then drop), so that single
+		// capabilities still apply over it: drop ALL and add NET_ADMIN is
+		// NET_ADMIN alone; add ALL and drop CHOWN all but CHOWN.
 		set := map[string]bool{}
 		for _, c := range defaultCapabilities {
 			set[c] = true
 		}
-		for _, c := range sc.GetCapabilities().GetAddCapabilities() {
-			if strings.EqualFold(c, "ALL") {
-				for _, a := range allCapabilities() {
-					set[a] = true
-				}
-				continue
+		add, drop := sc.GetCapabilities().GetAddCapabilities(), sc.GetCapabilities().GetDropCapabilities()
+		if slices.ContainsFunc(add, isAll) {
+			for _, a := range allCapabilities() {
+				set[a] = true
 			}
-			set[capName(c)] = true
 		}
-		for _, c := range sc.GetCapabilities().GetDropCapabilities() {
-			if strings.EqualFold(c, "ALL") {
-				clear(set)
-				continue
+		if slices.ContainsFunc(drop, isAll) {
+			clear(set)
+		}
+		for _, c := range add {
+			if !isAll(c) {
+				set[capName(c)] = true
 			}
-			delete(set, capName(c))
+		}
+		for _, c := range drop {
+			if !isAll(c) {
+				delete(set, capName(c))
+			}
 		}
 		for _, c := range allCapabilities() {
 			if set[c] {
@@ -255,6 +261,8 @@ func capabilities(sc *runtime.LinuxContainerSecurityContext) *specs.LinuxCapabil
 	}
 	return &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps}
 }
+
+func isAll(c string) bool { return strings.EqualFold(c, "ALL") }
 
 func capName(c string) string {
 	c = strings.ToUpper(c)

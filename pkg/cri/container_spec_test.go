@@ -71,3 +71,30 @@ func TestContainerConfigSpec(t *testing.T) {
 		t.Errorf("annotations %v", a)
 	}
 }
+
+// TestCapabilities: ALL applies first, single capabilities over it, as
+// containerd does.
+func TestCapabilities(t *testing.T) {
+	t.Parallel()
+	caps := func(add, drop []string) []string {
+		return capabilities(&runtime.LinuxContainerSecurityContext{
+			Capabilities: &runtime.Capability{AddCapabilities: add, DropCapabilities: drop},
+		}).Bounding
+	}
+	has := func(set []string, c string) bool { return slices.Contains(set, c) }
+	if got := caps([]string{"NET_ADMIN"}, []string{"ALL"}); len(got) != 1 || got[0] != "CAP_NET_ADMIN" {
+		t.Errorf("drop ALL, add NET_ADMIN: %v, want NET_ADMIN alone", got)
+	}
+	if got := caps([]string{"ALL"}, []string{"CHOWN"}); has(got, "CAP_CHOWN") || !has(got, "CAP_SYS_ADMIN") {
+		t.Errorf("add ALL, drop CHOWN: %v", got)
+	}
+	if got := caps(nil, []string{"ALL"}); len(got) != 0 {
+		t.Errorf("drop ALL: %v, want none", got)
+	}
+	if got := caps([]string{"sys_time"}, []string{"cap_chown"}); !has(got, "CAP_SYS_TIME") || has(got, "CAP_CHOWN") || !has(got, "CAP_KILL") {
+		t.Errorf("add SYS_TIME, drop CHOWN over the defaults: %v", got)
+	}
+	if got := caps(nil, nil); len(got) != len(defaultCapabilities) {
+		t.Errorf("defaults: %v", got)
+	}
+}
