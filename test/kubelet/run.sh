@@ -422,7 +422,7 @@ check_web_up() {
 # between lines FROM and TO of its log, failed ones included.
 execsync_ms() {
 	sed -n "$(($1 + 1)),$2p" "$VC_DAEMON_LOG" |
-		grep -E '"CRI call( failed)?" method="/runtime.v1.RuntimeService/ExecSync"' |
+		grep -E '"CRI call( failed)?" method="[^"]*ExecSync"' |
 		sed -E 's/.*duration="([^"]+)".*/\1/' |
 		awk '{ v = $1
 			if (v ~ /ms$/) { sub(/ms$/, "", v); print v + 0 }
@@ -437,7 +437,7 @@ execsync_ms() {
 # its VM's single vCPU), and how many of those took 1 s or more.
 execsync_overlaps() {
 	sed -n "$(($1 + 1)),$2p" "$VC_DAEMON_LOG" |
-		grep -E '"CRI call( failed)?" method="/runtime.v1.RuntimeService/ExecSync"' |
+		grep -E '"CRI call( failed)?" method="[^"]*ExecSync"' |
 		awk '{ split($2, t, ":"); end = t[1] * 3600 + t[2] * 60 + t[3]
 			d = $0; sub(/.*duration="/, "", d); sub(/".*/, "", d)
 			if (d ~ /ms$/) { sub(/ms$/, "", d); d /= 1000 } else if (d ~ /µs$/) { sub(/µs$/, "", d); d /= 1e6 } else { sub(/s$/, "", d); d += 0 }
@@ -462,7 +462,7 @@ check_probes_window() { # FROM-LINE TO-LINE FAILED-BEFORE KLOG-FROM-LINE
 	lat=$(execsync_ms "$1" "$2")
 	n=$(echo "$lat" | grep -c .)
 	fails_k=$(($(probe_count "$(full web)" failed) - $3))
-	fails_cri=$(sed -n "$(($1 + 1)),$2p" "$VC_DAEMON_LOG" | grep -c '"CRI call failed" method="/runtime.v1.RuntimeService/ExecSync"')
+	fails_cri=$(sed -n "$(($1 + 1)),$2p" "$VC_DAEMON_LOG" | grep -c '"CRI call failed" method="[^"]*ExecSync"')
 	fails_log=$(sed -n "$(($4 + 1)),\$p" "$KLOG" | grep -c '"Probe failed"')
 	echo "ExecSync calls in the window: $n; probes failed: kubelet metric $fails_k, CRI errors $fails_cri, 'Probe failed' in kubelet's log $fails_log"
 	echo "latencies (ms): $(echo "$lat" | tr '\n' ' ')"
