@@ -438,3 +438,17 @@ netns_left() {
 	vc_netns_mounts
 	for id in $(vc_known_ids); do ip netns list 2>/dev/null | grep -F "${id:0:12}"; done
 }
+
+# vc_leak_steps: once the daemon stopped, a step for each thing a run must
+# not leave: QEMU, mounts, netns, taps, IPAM leases, state files.
+vc_leak_steps() {
+	local ids
+	ids=$(vc_known_ids | tr '\n' ' ')
+	echo "known IDs: $ids" >>"$STEPLOG"
+	step "no QEMU process left" empty "$(vc_qemu_pids)"
+	step "no mount left under the state dir" empty "$(vc_mounts_under "$VC_STATE")"
+	step "no netns left" empty "$(netns_left)"
+	step "no tap or veth left on the test bridge" no_links "$VC_BRIDGE" "$ids"
+	step "no IPAM reservation left" empty "$(find "$VC_CNI_IPAM_DIR" -type f -regex '.*/[0-9.]+' 2>/dev/null)"
+	step "no state file of a pod or container left" no_state_files "$VC_STATE" "$ids"
+}

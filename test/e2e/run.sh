@@ -294,14 +294,7 @@ step "no pods or containers left" nothing_listed
 
 # --- nothing left behind -----------------------------------------------------
 vc_daemon_stop
-ids=$(vc_known_ids | tr '\n' ' ')
-echo "known IDs: $ids" >>"$STEPLOG"
-step "no QEMU process left" empty "$(vc_qemu_pids)"
-step "no mount left under the state dir" empty "$(vc_mounts_under "$VC_STATE")"
-step "no netns left" empty "$(netns_left)"
-step "no tap or veth left on the test bridge" no_links "$VC_BRIDGE" "$ids"
-step "no IPAM reservation left" empty "$(find "$VC_CNI_IPAM_DIR" -type f -regex '.*/[0-9.]+' 2>/dev/null)"
-step "no state file of a pod or container left" no_state_files "$VC_STATE" "$ids"
+vc_leak_steps
 
 vc_teardown
 trap - EXIT
