@@ -89,20 +89,8 @@ func newOrderedService(t *testing.T, failRun bool) (*Service, *teardownLog) {
 	log := &teardownLog{}
 	sbs := &loggedSandboxes{sandboxes: testSandboxes(dir, hypervisor.NewMock()), log: log, failRun: failRun}
 	net := &orderedNetwork{fakeNetwork: fakeNetwork{active: map[string]bool{}}, log: log, sandboxes: sbs}
-	s, err := New(context.Background(), Options{
-		StateDir:  dir,
-		Sandbox:   sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
-		Sandboxes: sbs,
-		Images:    &fakeImages{dir: t.TempDir()},
-		Network:   net,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := newTestServiceWith(t, dir, sbs, net)
 	t.Cleanup(func() {
-		for _, p := range s.pods.List() {
-			s.RemovePodSandbox(context.Background(), &runtime.RemovePodSandboxRequest{PodSandboxId: p.ID})
-		}
 		// What the injected failure left: a stopped sandbox no pod knows.
 		st, _ := sbs.sandboxes.(*sandbox.Runtime).ListSandbox(context.Background())
 		for _, sb := range st {

@@ -109,6 +109,12 @@ func newTestService(t testing.TB, stateDir string) (*Service, *fakeNetwork) {
 func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Service, *fakeNetwork) {
 	t.Helper()
 	net := &fakeNetwork{active: map[string]bool{}}
+	return newTestServiceWith(t, stateDir, sandboxes, net), net
+}
+
+// newTestServiceWith is newTestService on the given sandboxes and network.
+func newTestServiceWith(t testing.TB, stateDir string, sandboxes sandboxes, net podNetwork) *Service {
+	t.Helper()
 	s, err := New(context.Background(), Options{
 		StateDir:  stateDir,
 		Sandbox:   sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
@@ -128,7 +134,7 @@ func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Serv
 			}
 		}
 	})
-	return s, net
+	return s
 }
 
 func podConfig(name string) *runtime.PodSandboxConfig {
