@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/containerd/errdefs"
+	"k8s.io/klog/v2"
 )
 
 // Sentinel errors, wrapped with the ID; each wraps its kind of
@@ -49,18 +50,30 @@ func Open[T any](dir, kind string) (*Store[T], error) {
 		if !ok {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
+		path := filepath.Join(dir, e.Name())
+		b, err := os.ReadFile(path)
 		var v T
-		if err := json.Unmarshal(b, &v); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", kind, id, err)
+		if err == nil {
+			err = json.Unmarshal(b, &v)
+		}
+		if err != nil {
+			// One bad record (a crash mid-write on a disk without
+			// rename's guarantee, a hand edit) must not keep the daemon
+			// from serving every other pod: it is kept aside, for a look.
+			klog.ErrorS(err, "Record cannot be read: moved aside", "kind", kind, "id", id, "to", path+corruptSuffix)
+			if err := os.Rename(path, path+corruptSuffix); err != nil {
+				return nil, fmt.Errorf("%s %s: move the unreadable record aside: %w", kind, id, err)
+			}
+			continue
 		}
 		s.items[id] = &v
 	}
 	return s, nil
 }
+
+// corruptSuffix names a record file that could not be read.
+const corruptSuffix = ".corrupt"
+
 
 // Add saves a new record.
 func (s *Store[T]) Add(id string, v T) error {

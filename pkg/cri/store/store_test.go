@@ -2,6 +2,8 @@ package store
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -82,5 +84,40 @@ func TestNames(t *testing.T) {
 	n.Release("pod_ns_uid_0")
 	if err := n.Reserve("pod_ns_uid_0", "id2"); err != nil {
 		t.Fatalf("reserving a released name: %v", err)
+	}
+}
+
+// TestUnreadableRecordMovedAside: a truncated record does not keep the
+// store from opening; it is kept beside, the others load.
+func TestUnreadableRecordMovedAside(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"good", "bad"} {
+		if err := s.Add(id, record{Name: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad := filepath.Join(dir, "bad.json")
+	if err := os.WriteFile(bad, []byte(`{"Name": "ba`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s2, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatalf("Open with a truncated record: %v", err)
+	}
+	if r, err := s2.Get("good"); err != nil || r.Name != "good" {
+		t.Fatalf("the good record: %+v, %v", r, err)
+	}
+	if _, err := s2.Get("bad"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the truncated record: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(bad + corruptSuffix); err != nil {
+		t.Fatalf("the truncated record was not kept aside: %v", err)
+	}
+	if _, err := os.Stat(bad); !os.IsNotExist(err) {
+		t.Fatalf("the truncated record is still in place: %v", err)
 	}
 }
