@@ -74,7 +74,6 @@ func Open[T any](dir, kind string) (*Store[T], error) {
 // corruptSuffix names a record file that could not be read.
 const corruptSuffix = ".corrupt"
 
-
 // Add saves a new record.
 func (s *Store[T]) Add(id string, v T) error {
 	s.mu.Lock()
