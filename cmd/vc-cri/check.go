@@ -72,6 +72,12 @@ func judge(f hostFacts, cfg *Config, configPath string) []checkResult {
 	add("cni config", confErr == nil, installCNI+" (a bridge network with host-local addresses and portmap)",
 		"%s: %d network(s)%s", cfg.CNI.ConfDir, nets, errSuffix(confErr))
 
+	if f.QEMUErr == nil {
+		add("qemu sandbox", f.QEMUSandboxErr == nil, "apt-get install -y qemu-system-x86 (Debian's QEMU is built with seccomp)",
+			"-sandbox for every VM%s", errSuffix(f.QEMUSandboxErr))
+	}
+	add("mount api", f.MountAPIErr == nil, "a host kernel of Linux 5.12 or later",
+		"openat2 and mount_setattr for the shared filesystem%s", errSuffix(f.MountAPIErr))
 	add("overlay", f.Overlay, "modprobe overlay", "overlayfs for container roots%s", errSuffix(errIf(!f.Overlay, "not in /proc/filesystems")))
 	add("tap", f.TunErr == nil, "modprobe tun (or: mkdir -p /dev/net && mknod /dev/net/tun c 10 200)", "/dev/net/tun%s", errSuffix(f.TunErr))
 	// Containers' cgroups live in their guest; the host's only matter to

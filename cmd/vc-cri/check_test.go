@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"strings"
@@ -23,6 +24,7 @@ func TestEveryFailingCheckHasAFix(t *testing.T) {
 		CNIMissing:  []string{"bridge", "portmap"},
 		TunErr:      missing,
 		Cgroup:      "cgroup v2",
+		MountAPIErr: errors.New("no mount_setattr (Linux 5.12)"),
 	}
 	results := judge(bad, cfg, "/etc/vc-cri/config.toml")
 	failed := 0
@@ -53,6 +55,7 @@ func TestEveryFailingCheckHasAFix(t *testing.T) {
 		"FAIL cni config", "fix:          vc-cri config install-cni",
 		"FAIL overlay", "modprobe overlay",
 		"FAIL tap", "modprobe tun",
+		"FAIL mount api", "Linux 5.12 or later",
 		"ok   cgroups",
 	} {
 		if !strings.Contains(text, want) {
@@ -97,5 +100,32 @@ func TestInstallCNIFixNamesTheConfig(t *testing.T) {
 		if !strings.HasPrefix(fix, want) {
 			t.Errorf("config %s: fix %q, want %q...", path, fix, want)
 		}
+	}
+}
+
+// TestQEMUWithoutSandbox: a QEMU that runs but has no -sandbox fails its
+// own line.
+func TestQEMUWithoutSandbox(t *testing.T) {
+	cfg, _ := loadConfig(defaultConfigPath, false)
+	f := hostFacts{QEMUVersion: "7.2.22", QEMUSandboxErr: errors.New("QEMU was built without seccomp: no -sandbox")}
+	var line checkResult
+	for _, r := range judge(f, cfg, defaultConfigPath) {
+		if r.what == "qemu sandbox" {
+			line = r
+		}
+	}
+	if line.ok || !strings.Contains(line.detail, "without seccomp") || line.fix == "" {
+		t.Fatalf("qemu sandbox line: %+v", line)
+	}
+}
+
+// TestHostFactsOfThisHost: this host's QEMU has -sandbox and its kernel
+// the mount API (the tests' own VMs depend on both).
+func TestHostFactsOfThisHost(t *testing.T) {
+	if err := mountAPI(); err != nil {
+		t.Errorf("mount API: %v", err)
+	}
+	if err := qemuHasSandbox(context.Background(), ""); err != nil {
+		t.Errorf("QEMU sandbox: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,10 +10,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	osexec "os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
@@ -43,6 +47,13 @@ type hostFacts struct {
 	Overlay bool
 	TunErr  error
 	Cgroup  string
+
+	// QEMUSandboxErr: QEMU lacks -sandbox (built without seccomp), which
+	// vc-cri starts every VM under.
+	QEMUSandboxErr error
+	// MountAPIErr: the host kernel lacks openat2 or mount_setattr (Linux
+	// 5.12), which the host's side of the shared filesystem relies on.
+	MountAPIErr error
 }
 
 // fileFact is a file the daemon needs, with its hash when asked.
@@ -104,6 +115,10 @@ func gatherFacts(ctx context.Context, cfg *Config, opts factOptions) hostFacts {
 	fs, _ := os.ReadFile("/proc/filesystems")
 	f.Overlay = strings.Contains(string(fs), "\toverlay\n")
 	_, f.TunErr = os.Stat("/dev/net/tun")
+	if f.QEMUErr == nil {
+		f.QEMUSandboxErr = qemuHasSandbox(ctx, cfg.VM.HypervisorPath)
+	}
+	f.MountAPIErr = mountAPI()
 	f.Cgroup = hostCgroups()
 	return f
 }
@@ -199,4 +214,36 @@ func hostCgroups() string {
 func fileExists(path string) bool {
 	_, err := os.Stat(path)
 	return err == nil
+}
+
+// qemuHasSandbox tells whether QEMU offers -sandbox: its help lists the
+// option only when it was built with seccomp.
+func qemuHasSandbox(ctx context.Context, qemuPath string) error {
+	if qemuPath == "" {
+		qemuPath = "qemu-system-x86_64"
+	}
+	out, err := osexec.CommandContext(ctx, qemuPath, "-help").Output()
+	if err != nil {
+		return fmt.Errorf("%s -help: %w", qemuPath, err)
+	}
+	if !bytes.Contains(out, []byte("\n-sandbox ")) {
+		return errors.New("QEMU was built without seccomp: no -sandbox")
+	}
+	return nil
+}
+
+// mountAPI tells whether the kernel has the calls the shared filesystem's
+// host side is made of: openat2 (5.6) and mount_setattr (5.12). Each is
+// called so that it fails on its arguments if it exists, with ENOSYS if
+// it does not.
+func mountAPI() error {
+	if fd, err := unix.Openat2(unix.AT_FDCWD, "/", &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_BENEATH}); err == nil {
+		unix.Close(fd)
+	} else if errors.Is(err, unix.ENOSYS) {
+		return errors.New("no openat2 (Linux 5.6)")
+	}
+	if err := unix.MountSetattr(-1, "", 0, &unix.MountAttr{}); errors.Is(err, unix.ENOSYS) {
+		return errors.New("no mount_setattr (Linux 5.12)")
+	}
+	return nil
 }
