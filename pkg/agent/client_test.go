@@ -28,38 +28,8 @@ func (fakeAgent) Check(context.Context, *protocol.CheckRequest) (*protocol.Check
 	return &protocol.CheckResponse{Version: "fake"}, nil
 }
 
-// serveFake plays QEMU's chardev server and the guest behind it: every
-// connection gets a fresh yamux session, as vc-agent starts one each time
-// the host returns.
-func serveFake(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "agent.sock")
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	protocol.RegisterAgentServer(gs, fakeAgent{})
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			session, err := yamux.Server(conn, protocol.YamuxConfig())
-			if err != nil {
-				conn.Close()
-				continue
-			}
-			go gs.Serve(session)
-		}
-	}()
-	t.Cleanup(func() { gs.Stop(); l.Close() })
-	return path
-}
-
 func TestDialReachesAgent(t *testing.T) {
-	path := serveFake(t)
+	path := serveFake(t, 0, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, path)
@@ -141,10 +111,12 @@ func TestDialSilentAgent(t *testing.T) {
 	}
 }
 
-// serveFlaky is serveFake whose guest drops the first drop sessions
-// at once, as a booting guest may drop one it could not follow, and
-// hands each later session to sessions.
-func serveFlaky(t *testing.T, drop int, sessions chan<- *yamux.Session) string {
+// serveFake plays QEMU's chardev server and the guest behind it: every
+// connection gets a fresh yamux session, as vc-agent starts one each time
+// the host returns. The first drop connections are dropped at once, as a
+// booting guest may drop a session it could not follow; each session is
+// handed to sessions when that is not nil.
+func serveFake(t *testing.T, drop int, sessions chan<- *yamux.Session) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", path)
@@ -181,7 +153,7 @@ func serveFlaky(t *testing.T, drop int, sessions chan<- *yamux.Session) string {
 // TestDialAgainAfterADroppedSession: a guest that drops the host's first
 // sessions is reached on a later one, within the dial.
 func TestDialAgainAfterADroppedSession(t *testing.T) {
-	path := serveFlaky(t, 2, nil)
+	path := serveFake(t, 2, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, path)
@@ -198,7 +170,7 @@ func TestDialAgainAfterADroppedSession(t *testing.T) {
 // the client connects again for the next call.
 func TestLinkLostIsDialledAgain(t *testing.T) {
 	sessions := make(chan *yamux.Session, 4)
-	path := serveFlaky(t, 0, sessions)
+	path := serveFake(t, 0, sessions)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c, err := Dial(ctx, path)
