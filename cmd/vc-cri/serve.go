@@ -120,6 +120,7 @@ func serve(ctx context.Context, cfg *Config) error {
 	case err = <-errc:
 	}
 	gs.GracefulStop()
+	svc.Close()
 	return err
 }
 

@@ -194,7 +194,30 @@ const checkRetryDelay = 50 * time.Millisecond
 func hostYamuxConfig() *yamux.Config {
 	cfg := protocol.YamuxConfig()
 	cfg.AcceptBacklog = acceptBacklog
+	// A guest that stops answering (a frozen kernel, a stopped agent)
+	// keeps its socket open: only a ping it leaves unanswered for
+	// ConnectionWriteTimeout ends the session, which LinkDown reports.
+	cfg.EnableKeepAlive = true
+	cfg.KeepAliveInterval = keepAliveInterval
 	return cfg
+}
+
+// keepAliveInterval spaces the host's pings of the guest.
+const keepAliveInterval = 15 * time.Second
+
+// LinkDown returns a channel closed when the link's current session
+// ends: the guest dropped it or stopped answering, or the client was
+// closed. The next call makes a new session, so a caller that sees it
+// close may call Check to find whether the guest is still there.
+func (c *Client) LinkDown() <-chan struct{} {
+	c.link.mu.Lock()
+	defer c.link.mu.Unlock()
+	if c.link.session == nil {
+		down := make(chan struct{})
+		close(down)
+		return down
+	}
+	return c.link.session.CloseChan()
 }
 
 // refuseStreams closes every stream the guest opens, until the session

@@ -3,8 +3,6 @@ package cri
 import (
 	"context"
 	"io"
-	"math"
-	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
@@ -49,30 +47,28 @@ func (s *Service) attach(ctx context.Context, containerID string, in io.Reader, 
 		}()
 	}
 	stdinDone := make(chan struct{})
-	if in != nil && cio.stdin != nil {
+	cio.mu.Lock()
+	stdin := cio.stdin
+	cio.mu.Unlock()
+	if in != nil && stdin != nil {
 		go func() {
 			defer close(stdinDone)
-			_, _ = io.Copy(cio.stdin, in)
+			_, _ = io.Copy(stdin, in)
 			if c.Config.StdinOnce {
-				_ = cio.stdin.Close()
+				_ = stdin.Close()
 			}
 		}()
 	}
-	// Until the container exits (its IO ends) or the client goes away.
-	exited := make(chan struct{})
-	go func() {
-		s.waitExited(ctx, containerID, time.Duration(math.MaxInt64))
-		close(exited)
-	}()
+	// Until the container exits or the client goes away.
 	select {
-	case <-exited:
+	case <-cio.exited:
 	case <-ctx.Done():
 	case <-stdinDone:
 		if c.Config.StdinOnce {
-			<-exited
+			<-cio.exited
 		} else {
 			select {
-			case <-exited:
+			case <-cio.exited:
 			case <-ctx.Done():
 			}
 		}

@@ -3,6 +3,7 @@ package cri
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
@@ -10,19 +11,60 @@ import (
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/cri/crilog"
 )
 
-// containerIO carries a started container's output to its log file and
-// to attached clients, and records the container's exit.
-type containerIO struct {
-	stdin  io.WriteCloser // nil without stdin
-	log    *crilog.File   // nil without a log path
-	cancel context.CancelFunc
+// A container's states, as this package records them (containerRecord),
+// and who moves it between them:
+//
+//	           CreateContainer            StartContainer
+//	(none) ─────────────────► CREATED ─────────────────► RUNNING
+//	                             │                          │
+//	                             │ its pod stopped          │ its monitor, alone
+//	                             ▼                          ▼
+//	                           EXITED ◄─────────────────────┘
+//
+// StartContainer moves CREATED to RUNNING inside one update of the
+// record, which also registers the container's containerIO: a second
+// StartContainer finds it RUNNING and fails, and whoever sees a running
+// container finds its monitor. From then on the monitor is the only
+// writer of the container's exit. It records the first of: the guest's
+// report that the process exited, or an exit forced on it (forceExit)
+// because the start failed, a kill went unreported, or the pod's VM
+// ended or was stopped. It then closes exited, which stop and attach
+// wait on.
 
-	// mu guards attached.
+// containerIO is a started container's monitor: it carries the
+// container's output to its log and to attached clients, and records
+// its exit.
+type containerIO struct {
+	log    *crilog.File // nil without a log path; set at creation
+	ctx    context.Context
+	cancel context.CancelFunc // ends the wait and the output copies
+
+	// forced carries an exit forced on the monitor; the first one sent
+	// wins, and only until the guest's report comes.
+	forced chan containerExit
+	// exited is closed once the exit is recorded.
+	exited chan struct{}
+	// outputDone is closed when the output copies have ended, or when
+	// there were none to start.
+	outputDone chan struct{}
+
+	// mu guards stdin and attached.
 	mu       sync.Mutex
+	stdin    io.WriteCloser // nil without stdin, or before the output is attached
 	attached map[*attachment]struct{}
+}
+
+// containerExit is how a container's process ended.
+type containerExit struct {
+	code      int32
+	at        time.Time
+	oomKilled bool
+	reason    string // empty: the reason its code gives (exitReason)
+	message   string
 }
 
 // attachment is one attached client's output.
@@ -53,29 +95,40 @@ func (f fanout) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startIO opens the container's streams and starts forwarding them, and
-// waits in the background for the container's exit.
-func (s *Service) startIO(ctx context.Context, c containerRecord) error {
-	ctx, cancel := context.WithCancel(ctx)
-	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, c.ID)
-	if err != nil {
-		cancel()
-		return err
-	}
-	cio := &containerIO{cancel: cancel, attached: map[*attachment]struct{}{}}
-	if c.Config.Stdin {
-		cio.stdin = stdin
+// newContainerIO opens the container's log and makes its monitor, which
+// the caller registers (addIO) and starts (monitor).
+func newContainerIO(c containerRecord) (*containerIO, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cio := &containerIO{
+		ctx: ctx, cancel: cancel,
+		forced:     make(chan containerExit, 1),
+		exited:     make(chan struct{}),
+		outputDone: make(chan struct{}),
+		attached:   map[*attachment]struct{}{},
 	}
 	if c.LogPath != "" {
+		var err error
 		if cio.log, err = crilog.Open(c.LogPath); err != nil {
 			cancel()
-			return err
+			return nil, err
 		}
 	}
-	s.ioMu.Lock()
-	s.io[c.ID] = cio
-	s.ioMu.Unlock()
+	return cio, nil
+}
 
+// attachOutput opens the container's streams in its guest and starts
+// copying its output; the outputs end with the process.
+func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *containerIO) error {
+	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, c.ID)
+	if err != nil {
+		close(cio.outputDone)
+		return err
+	}
+	if c.Config.Stdin {
+		cio.mu.Lock()
+		cio.stdin = stdin
+		cio.mu.Unlock()
+	}
 	var copies sync.WaitGroup
 	for _, out := range []struct {
 		r      io.Reader
@@ -89,49 +142,147 @@ func (s *Service) startIO(ctx context.Context, c containerRecord) error {
 			if cio.log != nil {
 				w = cio.log
 			}
-			if err := crilog.Copy(w, r, out.stream); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			if err := crilog.Copy(w, r, out.stream); err != nil && !errors.Is(err, context.Canceled) && cio.ctx.Err() == nil {
 				klog.V(2).InfoS("Container output ended", "container", c.ID, "stream", out.stream, "err", err)
 			}
 		}()
 	}
-	go func() {
-		code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, c.ID)
-		if err != nil {
-			if ctx.Err() == nil {
-				klog.ErrorS(err, "Lost the container's exit", "container", c.ID)
-			}
-			return
-		}
-		// The output ends with the process; give it a moment to drain.
-		drained := make(chan struct{})
-		go func() { copies.Wait(); close(drained) }()
-		select {
-		case <-drained:
-		case <-time.After(2 * time.Second):
-		}
-		oom := false
-		if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil {
-			oom = st.OOMKilled
-		}
-		s.recordExitReason(c.ID, code, time.Now(), oom)
-		s.stopIO(c.ID)
-	}()
+	go func() { copies.Wait(); close(cio.outputDone) }()
 	return nil
 }
 
-// stopIO stops forwarding a container's output.
-func (s *Service) stopIO(id string) {
-	s.ioMu.Lock()
-	cio, ok := s.io[id]
-	delete(s.io, id)
-	s.ioMu.Unlock()
-	if !ok {
+// outputDrainTimeout bounds the wait for the output of a process that
+// exited: what it wrote last is still on its way.
+const outputDrainTimeout = 2 * time.Second
+
+// monitor waits for the container's exit and records it: the guest's
+// report, or an exit forced on it first. It is the only writer of the
+// container's exit.
+func (s *Service) monitor(c containerRecord, cio *containerIO) {
+	defer func() {
+		// Guest data passes here: a fault in handling it ends this
+		// container's monitor, never the daemon.
+		if p := recover(); p != nil {
+			klog.ErrorS(fmt.Errorf("%v", p), "Container monitor failed", "pod", c.PodID, "container", c.ID)
+			s.finish(c, cio, containerExit{code: exitcode.Unknown, at: time.Now(), reason: reasonError, message: "the runtime lost the container's exit"})
+		}
+	}()
+	reported := make(chan containerExit, 1)
+	go func() {
+		if exit, ok := s.waitForExit(cio.ctx, c); ok {
+			reported <- exit
+		}
+	}()
+	var exit containerExit
+	select {
+	case <-cio.ctx.Done():
+		// The service closes (Close): the container runs on, and the
+		// next run records its exit.
+		if cio.log != nil {
+			cio.log.Close()
+		}
 		return
+	case exit = <-reported:
+		drain := time.NewTimer(outputDrainTimeout)
+		select {
+		case <-cio.outputDone:
+		case <-drain.C:
+		}
+		drain.Stop()
+		ctx, cancel := context.WithTimeout(cio.ctx, statusTimeout)
+		if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil {
+			exit.oomKilled = st.OOMKilled
+		}
+		cancel()
+	case exit = <-cio.forced:
 	}
+	s.finish(c, cio, exit)
+}
+
+// statusTimeout bounds a monitor's question about an exited container.
+const statusTimeout = 2 * time.Second
+
+// waitForExit asks the guest for the process's exit until it answers, or
+// ctx ends (false): a link that dropped is made again meanwhile, and a
+// VM that ended is the pod watcher's to report (forceExit).
+func (s *Service) waitForExit(ctx context.Context, c containerRecord) (containerExit, bool) {
+	delay := 100 * time.Millisecond
+	for {
+		code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, c.ID)
+		if err == nil {
+			return containerExit{code: code, at: time.Now()}, true
+		}
+		if ctx.Err() != nil {
+			return containerExit{}, false
+		}
+		klog.V(2).InfoS("Waiting again for the container's exit", "pod", c.PodID, "container", c.ID, "err", err)
+		select {
+		case <-ctx.Done():
+			return containerExit{}, false
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// finish records the exit, stops the output, and tells the waiters.
+func (s *Service) finish(c containerRecord, cio *containerIO, exit containerExit) {
 	cio.cancel()
+	s.recordExit(c.ID, exit)
+	s.ioMu.Lock()
+	if s.io[c.ID] == cio {
+		delete(s.io, c.ID)
+	}
+	s.ioMu.Unlock()
 	if cio.log != nil {
 		cio.log.Close()
 	}
+	close(cio.exited)
+}
+
+// forceExit has the container's monitor record exit, unless the guest's
+// report or another forced exit came first, and waits until its exit is
+// recorded. A container with no monitor has no process to end: its exit
+// is recorded, or it never started.
+func (s *Service) forceExit(ctx context.Context, id string, exit containerExit) error {
+	cio, ok := s.containerIO(id)
+	if !ok {
+		return nil
+	}
+	select {
+	case cio.forced <- exit:
+	default:
+	}
+	select {
+	case <-cio.exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("container %q: waiting for its exit to be recorded: %w", id, ctx.Err())
+	}
+}
+
+// waitExited waits up to d for the monitor to record the exit; it tells
+// whether it did.
+func waitExited(ctx context.Context, cio *containerIO, d time.Duration) (bool, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-cio.exited:
+		return true, nil
+	case <-t.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
+// addIO registers a container's monitor. StartContainer does it inside
+// the update that makes the container RUNNING: the store's lock is held,
+// then ioMu.
+func (s *Service) addIO(id string, cio *containerIO) {
+	s.ioMu.Lock()
+	defer s.ioMu.Unlock()
+	s.io[id] = cio
 }
 
 func (s *Service) containerIO(id string) (*containerIO, bool) {
@@ -141,34 +292,38 @@ func (s *Service) containerIO(id string) (*containerIO, bool) {
 	return cio, ok
 }
 
-// recordExit marks a container exited, once.
-func (s *Service) recordExit(id string, code int32, at time.Time) {
-	s.recordExitReason(id, code, at, false)
-}
-
-// recordExitReason is recordExit knowing whether the OOM killer ended it.
-func (s *Service) recordExitReason(id string, code int32, at time.Time, oomKilled bool) {
+// recordExit marks a running container exited, once: the monitor's
+// update.
+func (s *Service) recordExit(id string, exit containerExit) {
 	c, err := s.containers.Update(id, func(r *containerRecord) error {
-		if r.State == runtime.ContainerState_CONTAINER_EXITED {
-			return errAlreadyExited
+		if r.State != runtime.ContainerState_CONTAINER_RUNNING {
+			return errNotRunning
 		}
-		r.State, r.ExitCode, r.FinishedAt = runtime.ContainerState_CONTAINER_EXITED, code, at
-		r.Reason = exitReason(code)
-		if oomKilled {
-			r.Reason = reasonOOMKilled
-		}
-		if r.StartedAt.IsZero() {
-			r.StartedAt = at
-		}
+		setExited(r, exit)
 		return nil
 	})
 	if err != nil {
 		return
 	}
-	klog.InfoS("Container exited", "pod", c.PodID, "container", id, "exitCode", code)
+	klog.InfoS("Container exited", "pod", c.PodID, "container", id, "exitCode", exit.code, "reason", c.Reason)
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, c, pod)
 	}
 }
 
-var errAlreadyExited = errors.New("already exited")
+// setExited writes an exit into a record.
+func setExited(r *containerRecord, exit containerExit) {
+	r.State, r.ExitCode, r.FinishedAt = runtime.ContainerState_CONTAINER_EXITED, exit.code, exit.at
+	r.Reason, r.Message = exit.reason, exit.message
+	if r.Reason == "" {
+		r.Reason = exitReason(exit.code)
+	}
+	if exit.oomKilled {
+		r.Reason = reasonOOMKilled
+	}
+	if r.StartedAt.IsZero() {
+		r.StartedAt = exit.at
+	}
+}
+
+var errNotRunning = errors.New("not running")

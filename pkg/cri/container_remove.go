@@ -32,7 +32,6 @@ func (s *Service) removeContainer(ctx context.Context, c containerRecord) error 
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
 	}
-	s.stopIO(c.ID)
 	if _, err := s.opts.Sandboxes.DeleteContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("delete container %q: %w", c.ID, err)
 	}

@@ -16,27 +16,36 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if err != nil {
 		return nil, err
 	}
-	if c.State != runtime.ContainerState_CONTAINER_CREATED {
-		return nil, failedPrecondition("container %q is %s, not created", c.ID, c.State)
+	cio, err := newContainerIO(c)
+	if err != nil {
+		return nil, fmt.Errorf("log of container %q: %w", c.ID, err)
 	}
-	// Running before the process runs, so that an exit recorded at once
-	// finds it so; output readers are attached first, so that nothing
-	// the process writes at once is lost.
+	// RUNNING before the process runs, so that an exit recorded at once
+	// finds it so, and with its monitor registered in the same update:
+	// of two concurrent starts, one makes the change, the other fails.
 	c, err = s.containers.Update(c.ID, func(r *containerRecord) error {
+		if r.State != runtime.ContainerState_CONTAINER_CREATED {
+			return failedPrecondition("container %q is %s, not created", r.ID, r.State)
+		}
 		r.State, r.StartedAt = runtime.ContainerState_CONTAINER_RUNNING, time.Now()
+		s.addIO(r.ID, cio)
 		return nil
 	})
 	if err != nil {
+		cio.cancel()
+		if cio.log != nil {
+			cio.log.Close()
+		}
 		return nil, err
 	}
-	if err := s.startIO(context.WithoutCancel(ctx), c); err != nil {
-		s.failStart(c.ID, err)
-		return nil, err
+	go s.monitor(c, cio)
+	// The output readers come first, so that nothing the process writes
+	// at once is lost.
+	if err := s.attachOutput(ctx, c, cio); err != nil {
+		return nil, s.failStart(ctx, c.ID, fmt.Errorf("output of container %q: %w", c.ID, err))
 	}
 	if _, err := s.opts.Sandboxes.StartContainer(ctx, c.PodID, c.ID); err != nil {
-		s.stopIO(c.ID)
-		s.failStart(c.ID, err)
-		return nil, fmt.Errorf("start container %q: %w", c.ID, err)
+		return nil, s.failStart(ctx, c.ID, fmt.Errorf("start container %q: %w", c.ID, err))
 	}
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STARTED_EVENT, c, pod)
@@ -45,11 +54,12 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	return &runtime.StartContainerResponse{}, nil
 }
 
-// failStart records a container that could not start as exited.
-func (s *Service) failStart(id string, err error) {
-	s.recordExit(id, 128, time.Now())
-	_, _ = s.containers.Update(id, func(r *containerRecord) error {
-		r.Reason, r.Message = "StartError", err.Error()
-		return nil
-	})
+// failStart has the monitor record a container that could not start as
+// exited, and returns err.
+func (s *Service) failStart(ctx context.Context, id string, err error) error {
+	exit := containerExit{code: 128, at: time.Now(), reason: "StartError", message: err.Error()}
+	if ferr := s.forceExit(context.WithoutCancel(ctx), id, exit); ferr != nil {
+		klog.ErrorS(ferr, "Cannot record the failed start", "container", id)
+	}
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -63,6 +64,47 @@ func TestStartContainerGuestFails(t *testing.T) {
 			if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 128 || st.Reason != "StartError" || !strings.Contains(st.Message, "exec format error") {
 				t.Fatalf("status after a failed start: %v", st)
 			}
+		})
+	}
+}
+
+// TestConcurrentStartContainer: of two StartContainer calls at once, one
+// starts the container and the other fails; the container runs and its
+// output is logged.
+func TestConcurrentStartContainer(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for round := 0; round < 20; round++ {
+		s, f := newFakeService(t)
+		pod, dir := loggedPod(t, s, "race")
+		cc := containerConfig("app")
+		cc.LogPath = "app.log"
+		id := createdContainer(t, s, pod, cc)
+		errs := make(chan error, 2)
+		for range 2 {
+			go func() {
+				_, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id})
+				errs <- err
+			}()
+		}
+		var failed []error
+		for range 2 {
+			if err := <-errs; err != nil {
+				failed = append(failed, err)
+			}
+		}
+		if len(failed) != 1 {
+			t.Fatalf("round %d: %d of 2 starts failed (%v), want 1", round, len(failed), failed)
+		}
+		wantCode(t, "the losing start", failed[0], codes.FailedPrecondition)
+		if st := containerState(t, s, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+			t.Fatalf("round %d: container %v after the starts, want running", round, st.State)
+		}
+		f.write(pod, id, 0, "still here\n")
+		path := filepath.Join(dir, cc.LogPath)
+		eventually(t, "output logged", func() bool {
+			b, _ := os.ReadFile(path)
+			return strings.Contains(string(b), " stdout F still here")
 		})
 	}
 }

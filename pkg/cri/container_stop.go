@@ -32,51 +32,37 @@ func (s *Service) StopContainer(ctx context.Context, req *runtime.StopContainerR
 	return &runtime.StopContainerResponse{}, nil
 }
 
+// killReportTimeout bounds the wait for the guest to report the exit of
+// a container it was told to kill.
+const killReportTimeout = 5 * time.Second
+
+// stopContainer ends a running container and returns once its monitor
+// has recorded the exit.
 func (s *Service) stopContainer(ctx context.Context, c containerRecord, timeout time.Duration) error {
-	if c.State != runtime.ContainerState_CONTAINER_RUNNING {
+	cio, ok := s.containerIO(c.ID)
+	if !ok {
+		// No monitor: the exit is recorded, or it never started.
 		return nil
 	}
 	if timeout > 0 {
 		if err := s.opts.Sandboxes.SignalProcess(ctx, c.PodID, c.ID, c.ID, syscall.SIGTERM, false); err != nil {
 			klog.V(2).InfoS("Cannot send SIGTERM", "container", c.ID, "err", err)
 		}
-		if s.waitExited(ctx, c.ID, timeout) {
-			return nil
+		if exited, err := waitExited(ctx, cio, timeout); exited || err != nil {
+			return err
 		}
 	}
 	if _, err := s.opts.Sandboxes.StopContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) {
 		return fmt.Errorf("kill container %q: %w", c.ID, err)
 	}
-	if !s.waitExited(ctx, c.ID, 5*time.Second) {
-		st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID)
-		code := exitcode.Killed
-		if err == nil && st.State.State == sandbox.StateStopped {
-			code = st.ExitCode
-		}
-		s.stopIO(c.ID)
-		s.recordExit(c.ID, code, time.Now())
+	if exited, err := waitExited(ctx, cio, killReportTimeout); exited || err != nil {
+		return err
 	}
-	return nil
-}
-
-// waitExited polls the container's record until it exited or the time
-// is up; it tells whether it exited.
-func (s *Service) waitExited(ctx context.Context, id string, timeout time.Duration) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := s.containers.Get(id)
-		if err != nil || c.State == runtime.ContainerState_CONTAINER_EXITED {
-			return true
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-deadline.C:
-			return false
-		case <-tick.C:
-		}
+	// Killed, and the report of it lost on the way: the sandbox's record
+	// has the exit, else the kill is what ended it.
+	exit := containerExit{code: exitcode.Killed, at: time.Now()}
+	if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil && st.State.State == sandbox.StateStopped {
+		exit.code = st.ExitCode
 	}
+	return s.forceExit(ctx, c.ID, exit)
 }

@@ -42,6 +42,10 @@ type fakePod struct {
 	cfg        sandbox.SandboxConfig
 	state      sandbox.StateString
 	containers map[string]*fakeContainer
+	// vmEnded is closed when the VM ends, by itself (vmEnd) or stopped,
+	// for the reason endReason; its processes are out of reach then.
+	vmEnded   chan struct{}
+	endReason string
 }
 
 type fakeContainer struct {
@@ -247,8 +251,52 @@ func (f *fakeSandboxes) RunSandbox(ctx context.Context, cfg sandbox.SandboxConfi
 	if _, ok := f.pods[cfg.ID]; ok {
 		return nil, fmt.Errorf("sandbox %s: %w", cfg.ID, sandbox.ErrAlreadyExists)
 	}
-	f.pods[cfg.ID] = &fakePod{cfg: cfg, state: sandbox.StateRunning, containers: map[string]*fakeContainer{}}
+	f.pods[cfg.ID] = &fakePod{cfg: cfg, state: sandbox.StateRunning, containers: map[string]*fakeContainer{}, vmEnded: make(chan struct{})}
 	return nil, nil
+}
+
+// endVM ends the pod's VM by itself, as QEMU killed or a guest panic
+// does: the processes in it are not reported as exited, only lost.
+func (f *fakeSandboxes) endVM(id, reason string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.pods[id]; ok {
+		p.end(reason)
+	}
+}
+
+func (p *fakePod) end(reason string) {
+	select {
+	case <-p.vmEnded:
+	default:
+		p.endReason = reason
+		close(p.vmEnded)
+	}
+}
+
+func (f *fakeSandboxes) WatchSandbox(ctx context.Context, id string) (sandbox.SandboxEnd, error) {
+	var ended <-chan struct{}
+	if err := f.callPod(ctx, "WatchSandbox", id, func(p *fakePod) error {
+		if p.state != sandbox.StateRunning {
+			return fmt.Errorf("sandbox %s is %s: %w", id, p.state, sandbox.ErrInvalidState)
+		}
+		ended = p.vmEnded
+		return nil
+	}); err != nil {
+		return sandbox.SandboxEnd{}, err
+	}
+	select {
+	case <-ended:
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		reason := sandbox.EndVMExited
+		if p, ok := f.pods[id]; ok {
+			reason = p.endReason
+		}
+		return sandbox.SandboxEnd{Reason: reason, At: time.Now()}, nil
+	case <-ctx.Done():
+		return sandbox.SandboxEnd{}, ctx.Err()
+	}
 }
 
 // callPod runs a call on a pod: its fault first, then fn under f.mu.
@@ -275,6 +323,7 @@ func (p *fakePod) powerOff() {
 		c.state = sandbox.StateStopped
 	}
 	p.state = sandbox.StateStopped
+	p.end(sandbox.EndVMExited)
 }
 
 func (f *fakeSandboxes) StopSandbox(ctx context.Context, id string) (sandbox.VCSandbox, error) {
@@ -566,9 +615,23 @@ func (f *fakeSandboxes) WaitProcess(ctx context.Context, podID, id, token string
 	if err != nil {
 		return 0, err
 	}
+	f.mu.Lock()
+	var vmEnded <-chan struct{}
+	if pod, ok := f.pods[podID]; ok {
+		vmEnded = pod.vmEnded
+	}
+	f.mu.Unlock()
 	select {
 	case <-p.exited:
 		return p.code, nil
+	case <-vmEnded:
+		// A process that exited as its VM was stopped is still reported.
+		select {
+		case <-p.exited:
+			return p.code, nil
+		default:
+			return 0, errors.New("agent link lost")
+		}
 	case <-ctx.Done():
 		return 0, ctx.Err()
 	}

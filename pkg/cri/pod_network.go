@@ -28,7 +28,7 @@ func (s *Service) teardownPod(ctx context.Context, podID, netnsPath string) erro
 	if _, err := s.opts.Sandboxes.StopSandbox(ctx, podID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("stop pod sandbox %q: %w", podID, err)
 	}
-	s.recordStoppedContainers(podID)
+	s.recordStoppedContainers(ctx, podID)
 	if err := s.opts.Network.Teardown(ctx, podID, netnsPath); err != nil {
 		return fmt.Errorf("tear down network of pod %q: %w", podID, err)
 	}

@@ -16,6 +16,9 @@ type podRecord struct {
 	NetNSPath string
 	IPs       []string
 	Handler   string
+	// TornDown: the pod's VM and network were taken down (stopPod). A pod
+	// whose VM ended by itself is NOTREADY with its network still up.
+	TornDown bool
 }
 
 // containerRecord is what the CRI server keeps of a container.

@@ -22,7 +22,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 	if err != nil {
 		return nil, err
 	}
-	if pod.State == runtime.PodSandboxState_SANDBOX_READY {
+	if !pod.TornDown {
 		if err := s.stopPod(ctx, pod); err != nil {
 			return nil, err
 		}

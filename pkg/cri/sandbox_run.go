@@ -70,6 +70,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.pods.Add(id, rec); err != nil {
 		return nil, err
 	}
+	s.watchPod(id)
 	log.Info("Pod sandbox running", "name", name, "ips", result.IPs())
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }

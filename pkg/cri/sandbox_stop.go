@@ -31,35 +31,49 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 }
 
 func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
+	// Stopping the VM ends it: the watch must not report that.
+	s.unwatchPod(pod.ID)
 	if err := s.teardownPod(ctx, pod.ID, pod.NetNSPath); err != nil {
 		return err
 	}
 	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
-		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
+		p.State, p.TornDown = runtime.PodSandboxState_SANDBOX_NOTREADY, true
 		return nil
 	})
 	klog.FromContext(ctx).Info("Pod sandbox stopped")
 	return err
 }
 
-// recordStoppedContainers marks every container of a stopped pod exited,
-// with the exit its sandbox recorded.
-func (s *Service) recordStoppedContainers(podID string) {
-	st, _ := s.opts.Sandboxes.StatusSandbox(context.Background(), podID)
+// recordStoppedContainers marks every container of a stopped pod exited:
+// a running one with the exit its sandbox recorded (its monitor does),
+// one never started as it is.
+func (s *Service) recordStoppedContainers(ctx context.Context, podID string) {
+	st, _ := s.opts.Sandboxes.StatusSandbox(ctx, podID)
 	exits := map[string]sandbox.ContainerStatus{}
 	for _, c := range st.ContainersStatus {
 		exits[c.ID] = c
 	}
 	for _, c := range s.containers.List() {
-		if c.PodID != podID || c.State == runtime.ContainerState_CONTAINER_EXITED {
+		if c.PodID != podID {
 			continue
 		}
-		s.stopIO(c.ID)
-		exit, ok := exits[c.ID]
-		code, at := exitcode.Killed, time.Now()
-		if ok && !exit.FinishedAt.IsZero() {
-			code, at = exit.ExitCode, exit.FinishedAt
+		exit := containerExit{code: exitcode.Killed, at: time.Now()}
+		if e, ok := exits[c.ID]; ok && !e.FinishedAt.IsZero() {
+			exit.code, exit.at = e.ExitCode, e.FinishedAt
 		}
-		s.recordExit(c.ID, code, at)
+		switch c.State {
+		case runtime.ContainerState_CONTAINER_RUNNING:
+			if err := s.forceExit(ctx, c.ID, exit); err != nil {
+				klog.ErrorS(err, "Cannot record the container's exit", "pod", podID, "container", c.ID)
+			}
+		case runtime.ContainerState_CONTAINER_CREATED:
+			_, _ = s.containers.Update(c.ID, func(r *containerRecord) error {
+				if r.State != runtime.ContainerState_CONTAINER_CREATED {
+					return errNotRunning
+				}
+				setExited(r, exit)
+				return nil
+			})
+		}
 	}
 }

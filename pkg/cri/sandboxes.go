@@ -21,6 +21,9 @@ type podVMs interface {
 	DeleteSandbox(ctx context.Context, sandboxID string) (sandbox.VCSandbox, error)
 	StatusSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxStatus, error)
 	PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error
+	// WatchSandbox returns when the VM stops serving the sandbox by
+	// itself, or ctx ends.
+	WatchSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxEnd, error)
 }
 
 // guestContainers runs the pods' containers in their guests.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -81,9 +82,14 @@ type Service struct {
 	streaming  *streamServer
 	events     *eventBroadcaster
 
-	// ioMu guards io: the output forwarders of started containers.
+	// ioMu guards io: the monitors of running containers. It is taken
+	// under a container record's update (addIO), never the other way.
 	ioMu sync.Mutex
 	io   map[string]*containerIO
+
+	// watchMu guards watches: the watches of ready pods' VMs.
+	watchMu sync.Mutex
+	watches map[string]*podWatch
 
 	// cidrMu guards podCIDR, what kubelet last gave UpdateRuntimeConfig.
 	cidrMu  sync.Mutex
@@ -92,9 +98,8 @@ type Service struct {
 
 var _ runtime.RuntimeServiceServer = (*Service)(nil)
 
-// New opens the service's records and finds again the pods and
-// containers a previous run left: it reattaches to their VMs' output
-// and exits.
+// New opens the service's records of the pods and containers a previous
+// run left; Start finds them again.
 func New(ctx context.Context, opts Options) (*Service, error) {
 	if opts.Sandboxes == nil || opts.Images == nil || opts.Network == nil {
 		return nil, errors.New("cri: Sandboxes, Images and Network are required")
@@ -115,6 +120,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		ctrNames:   store.NewNames(),
 		events:     newEventBroadcaster(),
 		io:         map[string]*containerIO{},
+		watches:    map[string]*podWatch{},
 	}
 	for _, p := range pods.List() {
 		if err := s.podNames.Reserve(p.Name, p.ID); err != nil {
@@ -126,7 +132,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			return nil, err
 		}
 		if c.State == runtime.ContainerState_CONTAINER_RUNNING {
-			s.recoverContainer(ctx, c)
+			s.registerRecovered(c)
 		}
 	}
 	if s.streaming, err = newStreamServer(s, opts.StreamingAddress); err != nil {
@@ -135,19 +141,75 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	return s, nil
 }
 
-// Start serves the streaming server until ctx ends.
+// Start serves the streaming server until ctx ends, and meanwhile finds
+// again, in the background, what a previous run left running.
 func (s *Service) Start(ctx context.Context) error {
+	go s.recover()
 	return s.streaming.serve(ctx)
 }
 
-// recoverContainer reattaches a restarted service to a running
-// container's output and exit.
-func (s *Service) recoverContainer(ctx context.Context, c containerRecord) {
-	if err := s.startIO(context.WithoutCancel(ctx), c); err != nil {
-		klog.ErrorS(err, "Cannot reattach to container", "pod", c.PodID, "container", c.ID)
-		return
+// Close stops watching pods and containers, without a word to their
+// records: the VMs and their containers run on, for the next run of the
+// service to find.
+func (s *Service) Close() {
+	s.watchMu.Lock()
+	watches := s.watches
+	s.watches = map[string]*podWatch{}
+	s.watchMu.Unlock()
+	for _, w := range watches {
+		w.cancel()
+		<-w.done
 	}
-	klog.InfoS("Container recovered", "pod", c.PodID, "container", c.ID)
+	s.ioMu.Lock()
+	monitors := s.io
+	s.io = map[string]*containerIO{}
+	s.ioMu.Unlock()
+	for _, cio := range monitors {
+		cio.cancel()
+	}
+}
+
+// recoveryTimeout bounds the reattachment of one container: a guest that
+// does not answer holds up only its own pod, and only this long.
+const recoveryTimeout = time.Minute
+
+// registerRecovered gives a container a previous run left running its
+// monitor, before the service serves anything: whoever finds it running
+// finds its monitor too. The monitor starts in recover.
+func (s *Service) registerRecovered(c containerRecord) {
+	cio, err := newContainerIO(c)
+	if err != nil {
+		klog.ErrorS(err, "Cannot reopen the container's log; its output is lost", "pod", c.PodID, "container", c.ID)
+		c.LogPath = ""
+		cio, _ = newContainerIO(c)
+	}
+	s.addIO(c.ID, cio)
+}
+
+// recover watches the ready pods' VMs again and reattaches their running
+// containers' monitors and output, each pod on its own.
+func (s *Service) recover() {
+	for _, p := range s.pods.List() {
+		if p.State == runtime.PodSandboxState_SANDBOX_READY {
+			s.watchPod(p.ID)
+		}
+	}
+	for _, c := range s.containers.List() {
+		cio, ok := s.containerIO(c.ID)
+		if !ok || c.State != runtime.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		go func() {
+			go s.monitor(c, cio)
+			ctx, cancel := context.WithTimeout(cio.ctx, recoveryTimeout)
+			defer cancel()
+			if err := s.attachOutput(ctx, c, cio); err != nil {
+				klog.ErrorS(err, "Cannot reattach to the container's output", "pod", c.PodID, "container", c.ID)
+				return
+			}
+			klog.InfoS("Container recovered", "pod", c.PodID, "container", c.ID)
+		}()
+	}
 }
 
 // podDir holds the files vc-cri generates for a pod.

@@ -125,6 +125,7 @@ func newTestServiceWith(t testing.TB, stateDir string, sandboxes sandboxes, net 
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.recover()
 	// The pods the test leaves are removed, as kubelet would, and their
 	// sandboxes' mounts with them, before the directories go.
 	t.Cleanup(func() {
@@ -398,7 +399,7 @@ func TestRestartReattaches(t *testing.T) {
 	f := newFakeSandboxes()
 	s, _ := newTestServiceOn(t, dir, f)
 	pod, id := runningContainer(t, s, "keep")
-	s.stopIO(id) // the daemon ends; the VM runs on
+	s.Close() // the daemon ends; the VM runs on
 
 	restarted, _ := newTestServiceOn(t, dir, f)
 	if st := containerState(t, restarted, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
