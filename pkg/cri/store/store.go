@@ -15,6 +15,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/internal/atomicfile"
 )
 
 // Sentinel errors, wrapped with the ID; each wraps its kind of
@@ -27,12 +29,13 @@ var (
 // Store holds records of type T by ID. T must survive a JSON round trip;
 // records are handed out as copies, so callers never share one.
 type Store[T any] struct {
-	dir  string
-	kind string
+	// Set by Open, never changed.
+	dir   string
+	kind  string
+	files *atomicfile.Dir // dir, for writes: on a disk they are synced
 
-	// mu guards items and the files under dir.
-	mu    sync.RWMutex
-	items map[string]*T
+	mu    sync.RWMutex  // guards items and the files under dir
+	items map[string]*T // guarded by mu
 }
 
 // Open loads every record saved under dir (created if needed).
@@ -40,12 +43,22 @@ func Open[T any](dir, kind string) (*Store[T], error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	s := &Store[T]{dir: dir, kind: kind, items: map[string]*T{}}
+	files, err := atomicfile.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Store[T]{dir: dir, kind: kind, files: files, items: map[string]*T{}}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range entries {
+		if atomicfile.IsTemp(e.Name()) {
+			// A write a crash cut short: the record it was to replace
+			// is whole beside it.
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+			continue
+		}
 		id, ok := strings.CutSuffix(e.Name(), ".json")
 		if !ok {
 			continue
@@ -148,17 +161,14 @@ func (s *Store[T]) List() []T {
 	return out
 }
 
-// write saves v atomically.
+// write saves v atomically: a crash leaves the old record or the new,
+// and on a disk the new one is synced before write returns.
 func (s *Store[T]) write(id string, v *T) error {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(s.dir, id+".json")
-	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(path+".tmp", path)
+	return s.files.WriteFile(id+".json", b, 0o600)
 }
 
 // clone deep-copies through JSON: records are small and this keeps every

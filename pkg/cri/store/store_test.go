@@ -121,3 +121,47 @@ func TestUnreadableRecordMovedAside(t *testing.T) {
 		t.Fatalf("the truncated record is still in place: %v", err)
 	}
 }
+
+// TestLeftoverTempFiles: the temporary file of a write a crash cut short,
+// of this naming or of the old (id.json.tmp), is not taken for a record,
+// and the record it was to replace loads whole.
+func TestLeftoverTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Add("a", record{Name: "whole"}); err != nil {
+		t.Fatal(err)
+	}
+	current := filepath.Join(dir, ".a.json.tmp-1234")
+	old := filepath.Join(dir, "a.json.tmp")
+	for _, p := range []string{current, old} {
+		if err := os.WriteFile(p, []byte(`{"Name": "cut`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s2, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatalf("Open with leftover temporary files: %v", err)
+	}
+	if r, err := s2.Get("a"); err != nil || r.Name != "whole" {
+		t.Fatalf("the record: %+v, %v", r, err)
+	}
+	if n := len(s2.List()); n != 1 {
+		t.Fatalf("%d records, want 1", n)
+	}
+	if _, err := os.Stat(current); !os.IsNotExist(err) {
+		t.Fatalf("the leftover temporary file is still there: %v", err)
+	}
+	if _, err := s2.Update("a", func(r *record) error { r.Count = 1; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	s3, err := Open[record](dir, "record")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s3.Get("a"); err != nil || r.Count != 1 {
+		t.Fatalf("after an update: %+v, %v", r, err)
+	}
+}
