@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/vc-cri/vc-cri/internal/atomicfile"
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
@@ -25,6 +26,10 @@ type Runtime struct {
 	stateRoot   string
 	hypervisors map[HypervisorType]hypervisor.Hypervisor
 	dialers     map[AgentType]AgentDialer
+
+	// stateFiles is the state root opened for atomic writes, once it
+	// exists: set by the first save, never changed after.
+	stateFiles atomic.Pointer[atomicfile.Dir]
 
 	vms    handles[hypervisor.VM]
 	agents handles[Agent]
@@ -114,6 +119,21 @@ func (r *Runtime) dialerFor(t AgentType) (AgentDialer, error) {
 // directories shared with the guest.
 func (r *Runtime) sandboxDir(id string) string { return filepath.Join(r.stateRoot, id) }
 func (r *Runtime) sharedDir(id string) string  { return filepath.Join(r.sandboxDir(id), sharedName) }
+
+// stateDir is the state root for atomic writes, opened (its filesystem
+// asked whether it is a tmpfs) by the first call, once the root exists.
+func (r *Runtime) stateDir() (*atomicfile.Dir, error) {
+	if d := r.stateFiles.Load(); d != nil {
+		return d, nil
+	}
+	d, err := atomicfile.Open(r.stateRoot)
+	if err != nil {
+		return nil, err
+	}
+	// Two first calls may race: the loser's Dir tells the same.
+	r.stateFiles.CompareAndSwap(nil, d)
+	return r.stateFiles.Load(), nil
+}
 
 // vmDir holds the VM's runtime files, unix sockets among them: its name
 // is a short hash of the ID, as a socket path must fit in 108 bytes.

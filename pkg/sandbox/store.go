@@ -151,18 +151,18 @@ func lockFile(dir, id string) (*os.File, error) {
 	return f, nil
 }
 
-// save writes the state atomically: a crash leaves the old or the new.
+// save writes the state atomically: a crash leaves the old or the new,
+// and a state root on a disk has it synced before save returns.
 func (l *lockedSandbox) save() error {
 	b, err := json.MarshalIndent(l.sandboxState, "", "  ")
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(l.dir(), "sandbox.json")
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	files, err := l.r.stateDir()
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, path)
+	return files.WriteFile(filepath.Join(l.Config.ID, "sandbox.json"), b, 0o600)
 }
 
 // remove deletes the sandbox's directory, never while a mount is left
