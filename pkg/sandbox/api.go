@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"syscall"
 
@@ -9,13 +10,15 @@ import (
 )
 
 // The virtcontainers 1.0 functions as methods of a Runtime, each taking
-// a context.Context first. Every call locks the sandbox's state on disk
-// for its duration, so calls on one sandbox are serialised across
-// goroutines and processes.
+// a context.Context first. Every call holds the sandbox's lock for its
+// duration, so calls on one sandbox are serialised across goroutines and
+// processes; a call whose ctx ends while it waits for the lock fails
+// with an error that wraps ctx.Err().
 
-// withSandbox runs fn on the sandbox's state under its lock.
-func (r *Runtime) withSandbox(sandboxID string, fn func(*lockedSandbox) error) error {
-	ls, err := r.loadSandbox(sandboxID)
+// withSandbox runs fn on the sandbox's state under its lock, waiting for
+// the lock until ctx ends.
+func (r *Runtime) withSandbox(ctx context.Context, sandboxID string, fn func(*lockedSandbox) error) error {
+	ls, err := r.loadSandbox(ctx, sandboxID)
 	if err != nil {
 		return err
 	}
@@ -24,8 +27,8 @@ func (r *Runtime) withSandbox(sandboxID string, fn func(*lockedSandbox) error) e
 }
 
 // withContainer runs fn on a container's state under its sandbox's lock.
-func (r *Runtime) withContainer(sandboxID, containerID string, fn func(*lockedSandbox, *containerState) error) error {
-	return r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+func (r *Runtime) withContainer(ctx context.Context, sandboxID, containerID string, fn func(*lockedSandbox, *containerState) error) error {
+	return r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		c, err := ls.container(containerID)
 		if err != nil {
 			return err
@@ -43,7 +46,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, sandboxConfig SandboxConfig
 // DeleteSandbox stops the sandbox if it still runs, then deletes it.
 func (r *Runtime) DeleteSandbox(ctx context.Context, sandboxID string) (VCSandbox, error) {
 	var s *Sandbox
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		s = ls.snapshot()
 		return deleteSandbox(ctx, ls)
 	})
@@ -77,8 +80,10 @@ func (r *Runtime) RunSandbox(ctx context.Context, sandboxConfig SandboxConfig) (
 	return started, nil
 }
 
-// ListSandbox reports every sandbox of the runtime's state root.
-// Sandboxes deleted while it runs are left out.
+// ListSandbox reports every sandbox of the runtime's state root, taking
+// their locks in turn. Sandboxes deleted while it runs, or whose state
+// cannot be read, are left out; if ctx ends while it waits for a lock,
+// it fails with an error that wraps ctx.Err().
 func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 	ids, err := r.sandboxIDs()
 	if err != nil {
@@ -87,6 +92,9 @@ func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 	var list []SandboxStatus
 	for _, id := range ids {
 		st, err := r.StatusSandbox(ctx, id)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return nil, err
+		}
 		if err != nil {
 			continue
 		}
@@ -98,7 +106,7 @@ func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 // StatusSandbox reports the sandbox and its containers.
 func (r *Runtime) StatusSandbox(ctx context.Context, sandboxID string) (SandboxStatus, error) {
 	var st SandboxStatus
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		st = sandboxStatus(ctx, ls)
 		return nil
 	})
@@ -117,7 +125,7 @@ func (r *Runtime) ResumeSandbox(ctx context.Context, sandboxID string) (VCSandbo
 
 func (r *Runtime) lifecycle(ctx context.Context, sandboxID string, op func(context.Context, *lockedSandbox) error) (VCSandbox, error) {
 	var s *Sandbox
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		err := op(ctx, ls)
 		s = ls.snapshot()
 		return err
@@ -136,7 +144,7 @@ func sandboxOrNil(s *Sandbox, err error) (VCSandbox, error) {
 // CreateContainer creates a container in a ready or running sandbox.
 func (r *Runtime) CreateContainer(ctx context.Context, sandboxID string, containerConfig ContainerConfig) (VCSandbox, VCContainer, error) {
 	var c *Container
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		var err error
 		c, err = createContainer(ctx, ls, containerConfig)
 		return err
@@ -165,7 +173,7 @@ func (r *Runtime) StopContainer(ctx context.Context, sandboxID, containerID stri
 
 func (r *Runtime) containerOp(ctx context.Context, sandboxID, containerID string, op func(context.Context, *lockedSandbox, *containerState) error) (VCContainer, error) {
 	var c *Container
-	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		snapshot := *cs
 		err := op(ctx, ls, cs)
 		if cur, cerr := ls.container(containerID); cerr == nil {
@@ -187,7 +195,7 @@ func (r *Runtime) EnterContainer(ctx context.Context, sandboxID, containerID str
 		c *Container
 		p *Process
 	)
-	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		var err error
 		p, err = enterContainer(ctx, ls, cs, cmd)
 		c = newContainer(ls.snapshot(), cs)
@@ -203,7 +211,7 @@ func (r *Runtime) EnterContainer(ctx context.Context, sandboxID, containerID str
 // it has exited.
 func (r *Runtime) StatusContainer(ctx context.Context, sandboxID, containerID string) (ContainerStatus, error) {
 	var st ContainerStatus
-	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		refreshContainers(ctx, ls)
 		st = containerStatus(ls.sandboxState, cs)
 		return nil
@@ -214,7 +222,7 @@ func (r *Runtime) StatusContainer(ctx context.Context, sandboxID, containerID st
 // KillContainer sends a signal to the container's init, or with all to
 // every process of the container.
 func (r *Runtime) KillContainer(ctx context.Context, sandboxID, containerID string, signal syscall.Signal, all bool) error {
-	return r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	return r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		if s := cs.State.State; s != StateRunning && s != StateReady {
 			return fmt.Errorf("container %s is %s: %w", containerID, s, ErrInvalidState)
 		}
@@ -230,7 +238,7 @@ func (r *Runtime) KillContainer(ctx context.Context, sandboxID, containerID stri
 // ProcessListContainer lists the processes of a running container.
 func (r *Runtime) ProcessListContainer(ctx context.Context, sandboxID, containerID string, options ProcessListOptions) (ProcessList, error) {
 	var list ProcessList
-	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		if cs.State.State != StateRunning {
 			return fmt.Errorf("container %s is %s, not running: %w", containerID, cs.State.State, ErrInvalidState)
 		}

@@ -15,7 +15,7 @@ import (
 // network is.
 func (r *Runtime) PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error {
 	var ag Agent
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		if ls.State.State != StateRunning {
 			return fmt.Errorf("sandbox %s is %s, not running: %w", sandboxID, ls.State.State, ErrInvalidState)
 		}

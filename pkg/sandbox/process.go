@@ -49,7 +49,7 @@ func enterContainer(ctx context.Context, ls *lockedSandbox, cs *containerState, 
 // the sandbox locked: streams and waits last as long as the process.
 func (r *Runtime) processAgent(ctx context.Context, sandboxID, containerID, token string) (Agent, string, error) {
 	var ag Agent
-	err := r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
 		if ls.State.State == StateStopped {
 			return fmt.Errorf("sandbox %s is stopped: %w", sandboxID, ErrInvalidState)
 		}
@@ -186,7 +186,7 @@ func (r *Runtime) WaitProcess(ctx context.Context, sandboxID, containerID, token
 		return 0, err
 	}
 	if eid == "" {
-		err = r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+		err = r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 			if cs.State.State == StateRunning {
 				recordExit(cs, exit)
 				return ls.save()
@@ -310,7 +310,7 @@ func (r *Runtime) StatsContainer(ctx context.Context, sandboxID, containerID str
 // UpdateContainer applies new cgroup limits to a container in the guest
 // and keeps them in its configuration.
 func (r *Runtime) UpdateContainer(ctx context.Context, sandboxID, containerID string, resources specs.LinuxResources) error {
-	return r.withContainer(sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	return r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 		if s := cs.State.State; s != StateRunning && s != StateReady {
 			return fmt.Errorf("container %s is %s: %w", containerID, s, ErrInvalidState)
 		}

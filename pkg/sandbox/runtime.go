@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -26,6 +27,9 @@ type Runtime struct {
 	stateRoot   string
 	hypervisors map[HypervisorType]hypervisor.Hypervisor
 	dialers     map[AgentType]AgentDialer
+
+	// locks are this process's halves of the sandboxes' locks.
+	locks sandboxLocks
 
 	// stateFiles is the state root opened for atomic writes, once it
 	// exists: set by the first save, never changed after.
@@ -140,6 +144,80 @@ func (r *Runtime) stateDir() (*atomicfile.Dir, error) {
 func (r *Runtime) vmDir(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return filepath.Join(r.stateRoot, ".vm", hex.EncodeToString(sum[:8]))
+}
+
+// sandboxLocks are the in-process halves of the sandboxes' locks, taken
+// before their flocks: one lock by sandbox ID, in the map only while a
+// call holds it or waits for it.
+type sandboxLocks struct {
+	// mu is held only to read or change m and the locks' refs, never
+	// while waiting for a lock.
+	mu sync.Mutex
+	m  map[string]*sandboxLock // guarded by mu
+}
+
+// sandboxLock is one sandbox's in-process lock.
+type sandboxLock struct {
+	// Set when made, never changed.
+	id string
+	// held has room for one: full while a call holds the lock.
+	held chan struct{}
+	// refs counts the calls that hold the lock or wait for it: the lock
+	// leaves the map when it drops to 0. Guarded by sandboxLocks.mu.
+	refs int
+}
+
+// lock takes the sandbox's in-process lock, waiting for it until ctx
+// ends; then the error wraps ctx.Err(). A free lock is taken whatever
+// ctx. unlock gives it back.
+func (l *sandboxLocks) lock(ctx context.Context, id string) (*sandboxLock, error) {
+	l.mu.Lock()
+	sl := l.m[id]
+	if sl == nil {
+		sl = &sandboxLock{id: id, held: make(chan struct{}, 1)}
+		if l.m == nil {
+			l.m = map[string]*sandboxLock{}
+		}
+		l.m[id] = sl
+	}
+	sl.refs++
+	l.mu.Unlock()
+	select {
+	case sl.held <- struct{}{}:
+		return sl, nil
+	default:
+	}
+	select {
+	case sl.held <- struct{}{}:
+		return sl, nil
+	case <-ctx.Done():
+		l.release(sl)
+		return nil, fmt.Errorf("sandbox %q: waiting for another call on it: %w", id, ctx.Err())
+	}
+}
+
+// unlock gives back the sandbox's lock, which the caller holds.
+func (l *sandboxLocks) unlock(sl *sandboxLock) {
+	<-sl.held
+	l.release(sl)
+}
+
+// release drops a call's reference to the lock, and the lock from the
+// map with the last one.
+func (l *sandboxLocks) release(sl *sandboxLock) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	sl.refs--
+	if sl.refs == 0 {
+		delete(l.m, sl.id)
+	}
+}
+
+// count is the number of sandboxes whose lock a call holds or waits for.
+func (l *sandboxLocks) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
 }
 
 // handles caches this process's handles of one kind by sandbox ID.

@@ -53,9 +53,10 @@ func (s *Sandbox) GetAnnotations() map[string]string {
 }
 
 // SetAnnotations adds the annotations, replacing those of the same keys,
-// and persists them.
+// and persists them. As the interface gives it no context, it waits for
+// the sandbox's lock for as long as another call holds it.
 func (s *Sandbox) SetAnnotations(annotations map[string]string) error {
-	ls, err := s.r.loadSandbox(s.ID())
+	ls, err := s.r.loadSandbox(context.Background(), s.ID())
 	if err != nil {
 		return err
 	}
@@ -154,7 +155,7 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	if err != nil {
 		return nil, err
 	}
-	ls, err := r.createSandboxDir(cfg.ID)
+	ls, err := r.createSandboxDir(ctx, cfg.ID)
 	if err != nil {
 		return nil, err
 	}

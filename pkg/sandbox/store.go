@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -74,11 +75,12 @@ func checkID(kind, id string) error {
 }
 
 // lockedSandbox is a sandbox's state held under its lock, with the
-// runtime it belongs to.
+// runtime it belongs to. It is the calling goroutine's alone.
 type lockedSandbox struct {
 	*sandboxState
 	r    *Runtime
-	lock *os.File
+	lock *sandboxLock // this process's half of the lock
+	file *os.File     // the other processes': an flock of <id>/lock
 }
 
 // dir is the sandbox's directory.
@@ -89,29 +91,54 @@ func (l *lockedSandbox) snapshot() *Sandbox {
 	return &Sandbox{r: l.r, state: *l.sandboxState}
 }
 
-// createSandboxDir makes the directory of a new sandbox and locks it.
-func (r *Runtime) createSandboxDir(id string) (*lockedSandbox, error) {
+// createSandboxDir makes the directory of a new sandbox and locks it,
+// waiting for the lock until ctx ends.
+func (r *Runtime) createSandboxDir(ctx context.Context, id string) (_ *lockedSandbox, retErr error) {
 	if err := os.MkdirAll(r.stateRoot, 0o700); err != nil {
 		return nil, err
 	}
+	lock, err := r.locks.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			r.locks.unlock(lock)
+		}
+	}()
 	if err := os.Mkdir(r.sandboxDir(id), 0o700); errors.Is(err, os.ErrExist) {
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrAlreadyExists)
 	} else if err != nil {
 		return nil, err
 	}
-	lock, err := lockFile(r.sandboxDir(id), id)
+	file, err := lockFile(ctx, r.sandboxDir(id), id)
 	if err != nil {
+		// Only another process's look at the new sandbox, which it finds
+		// without a state, can have held its flock.
+		if rerr := removeSandboxDir(r.stateRoot, id); rerr != nil {
+			return nil, fmt.Errorf("%w (and removing its directory failed: %v)", err, rerr)
+		}
 		return nil, err
 	}
-	return &lockedSandbox{sandboxState: &sandboxState{}, r: r, lock: lock}, nil
+	return &lockedSandbox{sandboxState: &sandboxState{}, r: r, lock: lock, file: file}, nil
 }
 
-// loadSandbox locks the sandbox and reads its state.
-func (r *Runtime) loadSandbox(id string) (*lockedSandbox, error) {
+// loadSandbox locks the sandbox, waiting for the lock until ctx ends,
+// and reads its state.
+func (r *Runtime) loadSandbox(ctx context.Context, id string) (_ *lockedSandbox, retErr error) {
 	if err := checkID("sandbox", id); err != nil {
 		return nil, err
 	}
-	lock, err := lockFile(r.sandboxDir(id), id)
+	lock, err := r.locks.lock(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			r.locks.unlock(lock)
+		}
+	}()
+	file, err := lockFile(ctx, r.sandboxDir(id), id)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
 	} else if err != nil {
@@ -120,35 +147,63 @@ func (r *Runtime) loadSandbox(id string) (*lockedSandbox, error) {
 	// The sandbox may have been deleted while this call waited for it.
 	b, err := os.ReadFile(filepath.Join(r.sandboxDir(id), "sandbox.json"))
 	if errors.Is(err, os.ErrNotExist) {
-		lock.Close()
+		file.Close()
 		return nil, fmt.Errorf("sandbox %q: %w", id, ErrNotFound)
 	} else if err != nil {
-		lock.Close()
+		file.Close()
 		return nil, err
 	}
 	var st sandboxState
 	if err := json.Unmarshal(b, &st); err != nil {
-		lock.Close()
+		file.Close()
 		return nil, fmt.Errorf("sandbox %q state: %w", id, err)
 	}
 	for _, c := range st.Containers {
 		upgradeSpec(&c.Config)
 	}
-	return &lockedSandbox{sandboxState: &st, r: r, lock: lock}, nil
+	return &lockedSandbox{sandboxState: &st, r: r, lock: lock, file: file}, nil
 }
 
-// lockFile takes the sandbox's lock: an flock of dir/lock, held while
-// the file stays open.
-func lockFile(dir, id string) (*os.File, error) {
+// flockRetry is how often lockFile tries again for an flock another
+// process holds.
+const flockRetry = 5 * time.Millisecond
+
+// lockFile takes the other processes' half of the sandbox's lock: an
+// flock of dir/lock, held while the file stays open. The caller holds
+// this process's half. It waits for the flock until ctx ends; then the
+// error wraps ctx.Err(). A free flock is taken whatever ctx.
+func lockFile(ctx context.Context, dir, id string) (*os.File, error) {
 	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("lock sandbox %q: %w", id, err)
+	var retry *time.Ticker
+	for {
+		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			if retry != nil {
+				retry.Stop()
+			}
+			return f, nil
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("lock sandbox %q: %w", id, err)
+		}
+		if retry == nil {
+			retry = time.NewTicker(flockRetry)
+			defer retry.Stop()
+		}
+		select {
+		case <-retry.C:
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("sandbox %q: waiting for another process's call on it: %w", id, ctx.Err())
+		}
 	}
-	return f, nil
 }
 
 // save writes the state atomically: a crash leaves the old or the new,
@@ -172,8 +227,15 @@ func (l *lockedSandbox) remove() error {
 	return removeSandboxDir(l.r.stateRoot, l.Config.ID)
 }
 
+// unlock gives back the sandbox's lock: the flock, then this process's.
+// Only the first call does: remove unlocks, and its caller again.
 func (l *lockedSandbox) unlock() {
-	_ = l.lock.Close()
+	if l.lock == nil {
+		return
+	}
+	_ = l.file.Close()
+	l.r.locks.unlock(l.lock)
+	l.lock, l.file = nil, nil
 }
 
 // sandboxIDs lists the sandboxes with a state, sorted.

@@ -1,0 +1,229 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// waitBound is how long past its deadline a waiter may take to give up:
+// generous, as the machine may be loaded.
+const waitBound = 2 * time.Second
+
+// mustWaitFail calls fn with a context of a 100 ms deadline and wants it
+// to fail promptly with an error that wraps context.DeadlineExceeded.
+func mustWaitFail(t *testing.T, what string, fn func(context.Context) error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := fn(ctx)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("%s: %v, want an error wrapping context.DeadlineExceeded", what, err)
+	}
+	if d := time.Since(start); d > 100*time.Millisecond+waitBound {
+		t.Fatalf("%s gave up after %v", what, d)
+	}
+}
+
+// TestLockHonoursContext: a call on a sandbox whose lock another call of
+// the process holds (a RunSandbox waiting for its guest's agent) waits
+// no longer than its context; calls on other sandboxes go on meanwhile;
+// and once every call is done no lock is left in the map.
+func TestLockHonoursContext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	d := &gatedDialer{gated: "held", dialing: make(chan struct{}), release: make(chan struct{})}
+	r := testRuntime(t, WithAgentDialer(NoopAgentType, d))
+	if _, err := r.RunSandbox(ctx, mockConfig("free")); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan error, 1)
+	go func() {
+		_, err := r.RunSandbox(ctx, mockConfig("held"))
+		held <- err
+	}()
+	<-d.dialing
+
+	mustWaitFail(t, "StatusSandbox", func(ctx context.Context) error {
+		_, err := r.StatusSandbox(ctx, "held")
+		return err
+	})
+	mustWaitFail(t, "StopSandbox", func(ctx context.Context) error {
+		_, err := r.StopSandbox(ctx, "held")
+		return err
+	})
+	mustWaitFail(t, "ListSandbox", func(ctx context.Context) error {
+		_, err := r.ListSandbox(ctx)
+		return err
+	})
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { time.Sleep(50 * time.Millisecond); cancel() }()
+	if _, err := r.StatusSandbox(cctx, "held"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("StatusSandbox with a cancelled context: %v, want context.Canceled", err)
+	}
+	if n := r.locks.count(); n != 1 {
+		t.Fatalf("%d locks in the map while one call holds one, want 1", n)
+	}
+
+	// Another sandbox is served meanwhile.
+	octx, ocancel := context.WithTimeout(ctx, 10*time.Second)
+	defer ocancel()
+	if _, err := r.PauseSandbox(octx, "free"); err != nil {
+		t.Fatalf("a call on another sandbox: %v", err)
+	}
+	if _, err := r.ResumeSandbox(octx, "free"); err != nil {
+		t.Fatalf("a call on another sandbox: %v", err)
+	}
+
+	close(d.release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	mustState(t, r, "held", StateRunning)
+	if n := r.locks.count(); n != 0 {
+		t.Fatalf("%d locks left in the map once every call is done", n)
+	}
+}
+
+// TestFlockHonoursContext: a call on a sandbox whose flock another
+// process holds waits for it no longer than its context, and takes it
+// once it is free.
+func TestFlockHonoursContext(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("other")); err != nil {
+		t.Fatal(err)
+	}
+	// Another open file description is, to flock, another process.
+	f, err := os.OpenFile(filepath.Join(r.sandboxDir("other"), "lock"), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	mustWaitFail(t, "StatusSandbox", func(ctx context.Context) error {
+		_, err := r.StatusSandbox(ctx, "other")
+		return err
+	})
+	if n := r.locks.count(); n != 0 {
+		t.Fatalf("%d locks left in the map after a wait for the flock gave up", n)
+	}
+	done := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := r.StatusSandbox(wctx, "other")
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("StatusSandbox once the flock is free: %v", err)
+	}
+}
+
+// TestSandboxLocks: the in-process lock excludes, hands itself on to
+// waiters, gives up with their contexts, and leaves the map empty.
+func TestSandboxLocks(t *testing.T) {
+	t.Parallel()
+	var l sandboxLocks
+	ctx := context.Background()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex // only for the race detector's sake
+		inside  int
+		maxSeen int
+	)
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				id := []string{"a", "b"}[j%2]
+				sl, err := l.lock(ctx, id)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if id == "a" {
+					mu.Lock()
+					inside++
+					maxSeen = max(maxSeen, inside)
+					mu.Unlock()
+					time.Sleep(10 * time.Microsecond)
+					mu.Lock()
+					inside--
+					mu.Unlock()
+				}
+				l.unlock(sl)
+			}
+		}()
+	}
+	wg.Wait()
+	if maxSeen != 1 {
+		t.Fatalf("%d calls held one lock at once", maxSeen)
+	}
+	if n := l.count(); n != 0 {
+		t.Fatalf("%d locks left in the map", n)
+	}
+
+	sl, err := l.lock(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustWaitFail(t, "lock", func(ctx context.Context) error {
+		_, err := l.lock(ctx, "a")
+		return err
+	})
+	// A free lock is taken even by a call whose context has ended.
+	done, cancel := context.WithCancel(ctx)
+	cancel()
+	other, err := l.lock(done, "b")
+	if err != nil {
+		t.Fatalf("a free lock with an ended context: %v", err)
+	}
+	l.unlock(other)
+	l.unlock(sl)
+	if n := l.count(); n != 0 {
+		t.Fatalf("%d locks left in the map", n)
+	}
+}
+
+// TestLeftoverTempState: the temporary file of a save a crash cut short
+// is not read, and does not keep the sandbox from being deleted.
+func TestLeftoverTempState(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testRuntime(t)
+	if _, err := r.RunSandbox(ctx, mockConfig("crashed")); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sandbox.json.tmp", ".sandbox.json.tmp-123"} {
+		if err := os.WriteFile(filepath.Join(r.sandboxDir("crashed"), name), []byte(`{"Config": `), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustState(t, r, "crashed", StateRunning)
+	if _, err := r.StopSandbox(ctx, "crashed"); err != nil {
+		t.Fatal(err)
+	}
+	mustState(t, r, "crashed", StateStopped)
+	if _, err := r.DeleteSandbox(ctx, "crashed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(r.sandboxDir("crashed")); !os.IsNotExist(err) {
+		t.Fatalf("the sandbox's directory is still there: %v", err)
+	}
+}
