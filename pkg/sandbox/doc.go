@@ -23,7 +23,8 @@
 // not outlive the host):
 //
 //	<id>/sandbox.json     the sandbox and its containers, rewritten whole by rename
-//	<id>/lock             the sandbox's lock
+//	                      (fsync'd, unless the state root is on a tmpfs)
+//	<id>/lock             the flock half of the sandbox's lock
 //	<id>/staging/         the host's binds: <container>/rootfs, <container>/mounts/<i>, volumes/<tag>
 //	<id>/shared/          the guest's read-only view of staging/ (older sandboxes: the binds themselves)
 //	.vm/<hash of id>/     the VM's runtime files: QMP and agent sockets, pidfile, logs
@@ -34,21 +35,37 @@
 //
 // # Locking
 //
-// Every call holds the sandbox's lock, an flock of <id>/lock, while it
-// reads, changes and saves the sandbox: calls on one sandbox are
-// serialised across goroutines and processes, and a call holds one
-// sandbox's lock at a time (ListSandbox takes them in turn). IOStream,
-// WaitProcess, SignalProcess, WinsizeProcess, StatsContainer and
-// PortForward hold it only to find the agent: a stream or a wait lasts
-// as long as the process.
+// Every call holds the sandbox's lock while it reads, changes and saves
+// the sandbox: calls on one sandbox are serialised across goroutines and
+// processes, and a call holds one sandbox's lock at a time (ListSandbox
+// takes them in turn). IOStream, WaitProcess, SignalProcess,
+// WinsizeProcess, StatsContainer and PortForward hold it only to find
+// the agent: a stream or a wait lasts as long as the process.
+//
+// The lock is in two halves, taken in this order and given back in the
+// other: the Runtime's in-process lock of the sandbox ID, then an flock
+// of <id>/lock for the other processes on the state root. Both honour
+// the call's context: a call that waits for either past its ctx's end
+// fails with an error that wraps ctx.Err() (context.DeadlineExceeded or
+// context.Canceled, which pkg/cri answers with the gRPC codes of those
+// names), and the holder goes on undisturbed. A free lock is taken
+// whatever the context. The functions of the facade, Sandbox's
+// SetAnnotations (the interface gives it no context) and RunSandbox's
+// deletion of a sandbox it failed to start wait as long as it takes. The in-process lock is a channel with room for
+// one, waited on with select; the flock is tried without blocking, again
+// every few milliseconds. The Runtime keeps an in-process lock only while
+// a call holds it or waits for it; the mutex of that map is held only to
+// look a lock up or drop it, never while waiting for one.
 //
 // A Runtime caches this process's VM handles and agent links, each
-// cache behind a mutex of its own, taken only under a sandbox's lock:
-// the lock first, then the VM cache's mutex, held while attaching to a
-// VM; the agent cache's mutex is held only to read or change its map,
-// never across a dial, which waits for the guest to boot. The sandbox's
-// lock is what keeps two dials of one sandbox apart. Neither mutex is
-// ever held while taking a sandbox's lock or the other mutex.
+// cache behind a mutex of its own, taken only under a sandbox's lock.
+// The order is: the in-process lock, the flock, then the VM cache's
+// mutex, held while
+// attaching to a VM; the agent cache's mutex is held only to read or
+// change its map, never across a dial, which waits for the guest to
+// boot. The sandbox's lock is what keeps two dials of one sandbox apart.
+// Neither mutex is ever held while taking a sandbox's lock or the other
+// mutex.
 //
 // # The pod network
 //

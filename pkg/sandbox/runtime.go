@@ -35,6 +35,8 @@ type Runtime struct {
 	// exists: set by the first save, never changed after.
 	stateFiles atomic.Pointer[atomicfile.Dir]
 
+	// The caches of VM handles and agent links, each guarded by its own
+	// mutex; a sandbox's entry changes only under the sandbox's lock.
 	vms    handles[hypervisor.VM]
 	agents handles[Agent]
 }

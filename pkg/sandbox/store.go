@@ -18,7 +18,10 @@ import (
 
 // sandboxState is what a sandbox persists. Every API call loads it under
 // the sandbox's lock and saves it whole, so that any process can act on
-// a sandbox by its ID and a restarted process finds it again.
+// a sandbox by its ID and a restarted process finds it again. The lock
+// guards sandbox.json; a sandboxState loaded from it, its
+// containerStates and the snapshots made of them (Sandbox, Container)
+// are the call's own: no other goroutine reaches them before it returns.
 type sandboxState struct {
 	Config    SandboxConfig
 	State     State
