@@ -10,7 +10,7 @@ import (
 // kubelet expects.
 type Names struct {
 	mu    sync.Mutex
-	names map[string]string // name to ID
+	names map[string]string // name to ID; guarded by mu
 }
 
 // NewNames returns an empty reservation table.
