@@ -47,7 +47,7 @@ type linkWatcher interface {
 // reports, so a caller that stops a sandbox stops watching it first.
 func (r *Runtime) WatchSandbox(ctx context.Context, sandboxID string) (SandboxEnd, error) {
 	var vm hypervisor.VM
-	err := r.withSandbox(sandboxID, func(ls *lockedSandbox) error {
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
 		switch ls.State.State {
 		case StateRunning, StatePaused:
 		default:
