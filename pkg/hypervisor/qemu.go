@@ -214,6 +214,13 @@ func (v *qemuVM) Resume(ctx context.Context) error {
 
 // Wait implements VM.
 func (v *qemuVM) Wait(ctx context.Context) error {
+	// An exit comes first, even with ctx ended: a caller may ask with
+	// an ended ctx whether the process has exited.
+	select {
+	case <-v.proc.done:
+		return nil
+	default:
+	}
 	select {
 	case <-v.proc.done:
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	"github.com/vc-cri/vc-cri/internal/rollback"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
 // VCSandbox is the Sandbox interface
@@ -249,6 +250,13 @@ func startSandbox(ctx context.Context, ls *lockedSandbox) error {
 	return ls.runHooks(ctx, ls.Config.Hooks.PostStartHooks, "running")
 }
 
+// hasExited tells, without waiting, whether the VM's process has exited.
+func hasExited(vm hypervisor.VM) bool {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return vm.Wait(ctx) == nil
+}
+
 // powerOffTimeout bounds the wait for a guest to power itself off.
 const powerOffTimeout = 5 * time.Second
 
@@ -266,7 +274,10 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 			klog.ErrorS(err, "Cannot resume VM to stop it", "sandbox", id)
 		}
 	}
-	if vmErr == nil {
+	if vmErr == nil && hasExited(vm) {
+		// Nothing in it to ask: its agent's socket leads nowhere now.
+		klog.InfoS("Sandbox VM had already exited", "sandbox", id)
+	} else if vmErr == nil {
 		dialCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ag, err := ls.agent(dialCtx)
 		cancel()
