@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"google.golang.org/grpc"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -67,6 +68,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		Images:           imgs,
 		Network:          timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
 		StreamingAddress: cfg.StreamingAddress,
+		CrashPoint:       crashPoint(os.Getenv(crashAtEnv)),
 	})
 	if err != nil {
 		return err
@@ -122,6 +124,25 @@ func serve(ctx context.Context, cfg *Config) error {
 	gs.GracefulStop()
 	svc.Close()
 	return err
+}
+
+// crashAtEnv names a step of RunPodSandbox or CreateContainer (see
+// pkg/cri's reconcile.go) where the daemon kills itself with SIGKILL: the
+// crash tests' way to stop it exactly there. Unset, nothing happens.
+const crashAtEnv = "VC_CRI_CRASH_AT"
+
+func crashPoint(at string) func(string) {
+	if at == "" {
+		return nil
+	}
+	klog.InfoS("The daemon will kill itself at a step of its calls", "step", at, "env", crashAtEnv)
+	return func(step string) {
+		if step == at {
+			klog.InfoS("Killing the daemon at this step", "step", step)
+			klog.Flush()
+			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+	}
 }
 
 // sandboxTemplate is the sandbox configuration every pod starts from.

@@ -37,6 +37,12 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err := s.ctrNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("container %q: %w", name, err)
 	}
+	if err := s.intents.Add(id, intentRecord{Kind: intentContainer, ID: id, PodID: pod.ID, At: time.Now()}); err != nil {
+		s.ctrNames.Release(name)
+		return nil, err
+	}
+	// Last, once the record is written or the steps undone.
+	defer s.dropIntent(id)
 	var undo rollback.Stack
 	defer func() {
 		if retErr != nil {
@@ -54,6 +60,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		return nil, fmt.Errorf("root of container %q: %w", name, err)
 	}
 	undo.Add("remove container root", func(ctx context.Context) error { return s.opts.Images.RemoveRootfs(ctx, id) })
+	s.crashPoint(crashContainerRootfs)
 
 	imgConfig := img.Config.Config
 	cfg, err := s.containerConfig(id, rootfs, pod, config, &imgConfig)
@@ -67,6 +74,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		_, err := s.opts.Sandboxes.DeleteContainer(ctx, pod.ID, id)
 		return err
 	})
+	s.crashPoint(crashContainerCreated)
 
 	rec := containerRecord{
 		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
@@ -78,6 +86,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err := s.containers.Add(id, rec); err != nil {
 		return nil, err
 	}
+	s.crashPoint(crashContainerRecord)
 	s.events.publish(runtime.ContainerEventType_CONTAINER_CREATED_EVENT, rec, pod)
 	log.Info("Container created", "name", name)
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil

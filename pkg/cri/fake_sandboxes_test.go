@@ -344,6 +344,19 @@ func (f *fakeSandboxes) DeleteSandbox(ctx context.Context, id string) (sandbox.V
 	})
 }
 
+func (f *fakeSandboxes) ListSandbox(ctx context.Context) ([]sandbox.SandboxStatus, error) {
+	if err := f.fault(ctx, "ListSandbox"); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var list []sandbox.SandboxStatus
+	for id, p := range f.pods {
+		list = append(list, sandbox.SandboxStatus{ID: id, State: sandbox.State{State: p.state}})
+	}
+	return list, nil
+}
+
 func (f *fakeSandboxes) StatusSandbox(ctx context.Context, id string) (st sandbox.SandboxStatus, err error) {
 	err = f.callPod(ctx, "StatusSandbox", id, func(p *fakePod) error {
 		st = sandbox.SandboxStatus{ID: id, State: sandbox.State{State: p.state}, Annotations: p.cfg.Annotations}
@@ -693,4 +706,17 @@ func guestFaults(t *testing.T, method string, tolerated []error, call func(t *te
 			}
 		})
 	}
+}
+
+// containersOf lists the IDs of the pod's containers.
+func (f *fakeSandboxes) containersOf(podID string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	if p, ok := f.pods[podID]; ok {
+		for id := range p.containers {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -52,3 +52,22 @@ func exitReason(code int32) string {
 	}
 	return reasonError
 }
+
+// intentRecord says that a call began to make a pod or a container: it
+// is written before the call's first step that leaves anything on the
+// host, and removed once the object's own record is written or the call
+// has undone its steps. One found at start names what a daemon killed
+// midway was making, for reconcile to take apart.
+type intentRecord struct {
+	Kind  intentKind
+	ID    string
+	PodID string // a container's pod
+	At    time.Time
+}
+
+type intentKind string
+
+const (
+	intentPod       intentKind = "pod"
+	intentContainer intentKind = "container"
+)

@@ -32,6 +32,12 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.podNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
 	}
+	if err := s.intents.Add(id, intentRecord{Kind: intentPod, ID: id, At: time.Now()}); err != nil {
+		s.podNames.Release(name)
+		return nil, err
+	}
+	// Last, once the record is written or the steps undone.
+	defer s.dropIntent(id)
 	var undo rollback.Stack
 	defer func() {
 		if retErr != nil {
@@ -44,6 +50,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		return nil, err
 	}
 	undo.Add("remove pod files", func(context.Context) error { return s.removePodDir(id) })
+	s.crashPoint(crashPodFiles)
 
 	pn := podNetworkOf(id, config)
 	result, err := s.opts.Network.Setup(ctx, pn)
@@ -53,6 +60,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	undo.Add("tear down pod", func(ctx context.Context) error {
 		return s.teardownPod(ctx, id, result.NetnsPath)
 	})
+	s.crashPoint(crashPodNetwork)
 
 	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)
 	if _, err := s.opts.Sandboxes.RunSandbox(ctx, sbCfg); err != nil {
@@ -62,6 +70,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		_, err := s.opts.Sandboxes.DeleteSandbox(ctx, id)
 		return err
 	})
+	s.crashPoint(crashPodSandbox)
 
 	rec := podRecord{
 		ID: id, Name: name, Config: config, State: runtime.PodSandboxState_SANDBOX_READY,
@@ -70,6 +79,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	if err := s.pods.Add(id, rec); err != nil {
 		return nil, err
 	}
+	s.crashPoint(crashPodRecord)
 	s.watchPod(id)
 	log.Info("Pod sandbox running", "name", name, "ips", result.IPs())
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil

@@ -20,6 +20,7 @@ type podVMs interface {
 	StopSandbox(ctx context.Context, sandboxID string) (sandbox.VCSandbox, error)
 	DeleteSandbox(ctx context.Context, sandboxID string) (sandbox.VCSandbox, error)
 	StatusSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxStatus, error)
+	ListSandbox(ctx context.Context) ([]sandbox.SandboxStatus, error)
 	PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error
 	// WatchSandbox returns when the VM stops serving the sandbox by
 	// itself, or ctx ends.

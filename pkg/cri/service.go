@@ -68,6 +68,10 @@ type Options struct {
 	// StreamingAddress is where exec, attach and port-forward streams are
 	// served: host:port, port 0 picks one.
 	StreamingAddress string
+	// CrashPoint, when set, is called at each named step of
+	// RunPodSandbox and CreateContainer: the crash tests end the process
+	// there (reconcile.go).
+	CrashPoint func(step string)
 }
 
 // Service implements the CRI RuntimeService.
@@ -77,6 +81,10 @@ type Service struct {
 	opts       Options
 	pods       *store.Store[podRecord]
 	containers *store.Store[containerRecord]
+	intents    *store.Store[intentRecord]
+	// leftovers are what New found that no record owns; Start takes them
+	// apart.
+	leftovers leftovers
 	podNames   *store.Names
 	ctrNames   *store.Names
 	streaming  *streamServer
@@ -112,10 +120,15 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
+	intents, err := store.Open[intentRecord](filepath.Join(opts.StateDir, "intents"), "intent")
+	if err != nil {
+		return nil, err
+	}
 	s := &Service{
 		opts:       opts,
 		pods:       pods,
 		containers: containers,
+		intents:    intents,
 		podNames:   store.NewNames(),
 		ctrNames:   store.NewNames(),
 		events:     newEventBroadcaster(),
@@ -135,6 +148,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 			s.registerRecovered(c)
 		}
 	}
+	if s.leftovers, err = s.findLeftovers(ctx); err != nil {
+		return nil, err
+	}
 	if s.streaming, err = newStreamServer(s, opts.StreamingAddress); err != nil {
 		return nil, err
 	}
@@ -145,6 +161,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 // again, in the background, what a previous run left running.
 func (s *Service) Start(ctx context.Context) error {
 	go s.recover()
+	go s.reconcile(s.leftovers)
 	return s.streaming.serve(ctx)
 }
 

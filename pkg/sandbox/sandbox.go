@@ -174,6 +174,12 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	ls.CreatedAt = time.Now()
 	ls.State = State{StateReady}
 
+	// The state is saved before each step that leaves something on the
+	// host (mounts, taps, the VM), so that a process that dies midway
+	// leaves a sandbox that DeleteSandbox takes apart.
+	if err := ls.save(); err != nil {
+		return nil, err
+	}
 	if err := setupShare(ls.dir(), cfg.ID, cfg.Volumes); err != nil {
 		return nil, err
 	}
@@ -187,6 +193,10 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	})
 	ls.Endpoints = eps
 	vmCfg.NetDevices = netDevices(eps)
+	if err := ls.save(); err != nil {
+		closeTapFiles(eps)
+		return nil, err
+	}
 
 	klog.InfoS("Starting sandbox VM", "sandbox", cfg.ID, "hypervisor", cfg.HypervisorType)
 	vm, err := hv.Launch(ctx, vmCfg)
@@ -197,6 +207,9 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	r.vms.put(cfg.ID, vm)
 	undo.Add("stop VM", func(ctx context.Context) error { r.vms.take(cfg.ID); return vm.Stop(ctx) })
 	ls.VMPid = vm.Pid()
+	if err := ls.save(); err != nil {
+		return nil, err
+	}
 
 	ag, err := ls.agent(ctx)
 	if err != nil {
