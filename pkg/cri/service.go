@@ -85,10 +85,10 @@ type Service struct {
 	// leftovers are what New found that no record owns; Start takes them
 	// apart.
 	leftovers leftovers
-	podNames   *store.Names
-	ctrNames   *store.Names
-	streaming  *streamServer
-	events     *eventBroadcaster
+	podNames  *store.Names
+	ctrNames  *store.Names
+	streaming *streamServer
+	events    *eventBroadcaster
 
 	// ioMu guards io: the monitors of running containers. It is taken
 	// under a container record's update (addIO), never the other way.
