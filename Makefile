@@ -22,7 +22,7 @@ SYSTEMD_DIR ?= /etc/systemd/system
 export PATH := $(TOOLS):$(PATH)
 export VC_GUEST_DIR := $(GUEST)
 
-.PHONY: all build deps guest proto install run test lint test-unit test-go e2e kubelet-e2e critest bench bench-image \
+.PHONY: all build deps guest proto install run test lint test-unit test-go e2e kubelet-e2e critest bench soak bench-image \
 	testregistry-start testregistry-stop clean
 
 all: build
@@ -117,6 +117,11 @@ critest: build guest
 bench: build guest
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 5x ./pkg/agent/
 	./hack/bench/run.sh
+
+# Long runs, not in `make test`: 10 pods at once (5 rounds), 100 pod
+# cycles, stats with 50 idle pods; figures in _output/soak/figures.txt.
+soak: build guest
+	./hack/soak/run.sh
 
 bench-image:
 	CGO_ENABLED=0 $(GO) run $(GOTAGS) ./hack/imagebench -n 5

@@ -51,15 +51,6 @@ if [ "$own" = 1 ]; then vc_up; fi
 
 crictl_ pull "$BUSYBOX" >/dev/null
 
-# qemu_of POD: PIDs of QEMU processes whose command line names the pod.
-qemu_of() {
-	local p cmd
-	for p in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-		case $cmd in *qemu-system*"$1"*) echo "${p#/proc/}" ;; esac
-	done
-}
-
 # kib PID FIELD: a field of /proc/PID/smaps_rollup in KiB.
 kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 
@@ -113,7 +104,7 @@ EOF
 
 	sleep "$IDLE"
 	rss=0 pss=0 n=0
-	for p in $(qemu_of "$pod"); do
+	for p in $(vc_qemu_of "$pod"); do
 		rss=$((rss + $(kib "$p" Rss)))
 		pss=$((pss + $(kib "$p" Pss)))
 		n=$((n + 1))

@@ -117,13 +117,40 @@ func newContainerIO(c containerRecord) (*containerIO, error) {
 }
 
 // attachOutput opens the container's streams in its guest and starts
-// copying its output; the outputs end with the process.
+// copying its output; the outputs end with the process, or when the
+// monitor finishes. The streams live as long as the monitor: ctx, the
+// caller's, bounds only the wait for them to open.
 func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *containerIO) error {
-	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, c.ID)
-	if err != nil {
-		close(cio.outputDone)
-		return err
+	type streams struct {
+		stdin          io.WriteCloser
+		stdout, stderr io.ReadCloser
+		err            error
 	}
+	opened := make(chan streams, 1)
+	go func() {
+		var st streams
+		st.stdin, st.stdout, st.stderr, st.err = s.opts.Sandboxes.IOStream(cio.ctx, c.PodID, c.ID, c.ID)
+		opened <- st
+	}()
+	var st streams
+	select {
+	case st = <-opened:
+	case <-ctx.Done():
+		st.err = ctx.Err()
+		// Streams that open late are closed: nobody reads them.
+		go func() {
+			if late := <-opened; late.err == nil {
+				late.stdin.Close()
+				late.stdout.Close()
+				late.stderr.Close()
+			}
+		}()
+	}
+	if st.err != nil {
+		close(cio.outputDone)
+		return st.err
+	}
+	stdin, stdout, stderr := st.stdin, st.stdout, st.stderr
 	if c.Config.Stdin {
 		cio.mu.Lock()
 		cio.stdin = stdin

@@ -218,7 +218,7 @@ func (s *Service) recover() {
 		}
 		go func() {
 			go s.monitor(c, cio)
-			ctx, cancel := context.WithTimeout(cio.ctx, recoveryTimeout)
+			ctx, cancel := context.WithTimeout(context.Background(), recoveryTimeout)
 			defer cancel()
 			if err := s.attachOutput(ctx, c, cio); err != nil {
 				klog.ErrorS(err, "Cannot reattach to the container's output", "pod", c.PodID, "container", c.ID)

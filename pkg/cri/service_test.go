@@ -349,7 +349,11 @@ func createdContainer(t *testing.T, s *Service, pod string, cc *runtime.Containe
 func startedContainer(t *testing.T, s *Service, pod string, cc *runtime.ContainerConfig) string {
 	t.Helper()
 	id := createdContainer(t, s, pod, cc)
-	if _, err := s.StartContainer(context.Background(), &runtime.StartContainerRequest{ContainerId: id}); err != nil {
+	// The call's context ends with it, as a gRPC call's does: nothing the
+	// container goes on doing may hang on it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err != nil {
 		t.Fatalf("StartContainer: %v", err)
 	}
 	return id

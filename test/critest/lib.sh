@@ -268,6 +268,15 @@ vc_qemu_pids() {
 	done
 }
 
+# vc_qemu_of POD: the PID of the QEMU that runs the pod (its -name is
+# vc-<pod ID>).
+vc_qemu_of() {
+	local p
+	for p in $(vc_qemu_pids); do
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-name vc-$1" && echo "$p"
+	done
+}
+
 # vc_mntns: the daemon's own mount namespace (vc-cri runs its pods'
 # mounts, netns and QEMU in it, pinned under its state dir).
 vc_mntns() { echo "$VC_STATE/ns/mnt"; }

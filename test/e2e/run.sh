@@ -10,8 +10,11 @@
 # with a tty; logs; a web server in the pod reached through port-forward,
 # the pod IP and a host port; stats; stop and rm. Then a second pod is left
 # running across a daemon restart (SIGTERM, start again) and exec'd into
-# again. Afterwards nothing may be left: no QEMU process, mount under the
-# state dir, netns, tap or veth, IPAM reservation or state file.
+# again. A third pod's QEMU is killed: the pod turns NOTREADY and its
+# container EXITED. vc-cri is killed (SIGKILL) at steps of RunPodSandbox
+# and CreateContainer, and while a VM boots: the next start takes apart
+# what it left. Afterwards nothing may be left: no QEMU process, mount
+# under the state dir, netns, tap or veth, IPAM reservation or state file.
 set -o pipefail # not -e: every step runs; not -u: a step's bug must not end the run
 # shellcheck source=test/critest/lib.sh
 source "$(dirname "$0")/../critest/lib.sh"
@@ -33,7 +36,7 @@ failed=0
 failures=()
 pf_pid=
 
-rm -f "$VC_DAEMON_LOG" "$STEPLOG" "$VC_BASE/ids"
+rm -f "$VC_DAEMON_LOG" "$STEPLOG" "$VC_BASE/ids" "$VC_RESULTS/figures.txt"
 rm -rf "$WORK" "$LOGDIR"
 mkdir -p "$WORK" "$LOGDIR"
 
@@ -207,6 +210,76 @@ new_container() { # POD CONFIG POD-CONFIG
 stop_remove_pod() { crictl_ stopp "$1" && crictl_ rmp "$1"; }
 nothing_listed() { [ -z "$(crictl_ pods -q)" ] && [ -z "$(crictl_ ps -aq)" ]; }
 
+# kill_qemu POD: kill -9 of the pod's QEMU; prints the ms until the pod
+# is NOTREADY (polled every 100 ms, for 20 s at most).
+kill_qemu() {
+	local pid t0 i
+	pid=$(vc_qemu_of "$1")
+	[ -n "$pid" ] || { echo "no QEMU of pod $1"; return 1; }
+	t0=$(vc_ms)
+	kill -KILL "$pid" || return 1
+	for ((i = 0; i < 200; i++)); do
+		if [ "$(field inspectp "$1" '{{.status.state}}')" = SANDBOX_NOTREADY ]; then
+			echo "pod NOTREADY $(($(vc_ms) - t0)) ms after kill -9 of QEMU $pid" | tee -a "$VC_RESULTS/figures.txt"
+			return 0
+		fi
+		sleep 0.1
+	done
+	return 1
+}
+exited_by_vm() { # CTR: EXITED, exit code 255, reason VMExited
+	[ "$(field inspect "$1" '{{.status.state}} {{.status.exitCode}} {{.status.reason}}')" = "CONTAINER_EXITED 255 VMExited" ]
+}
+# crash_at STEP: vc-cri kills itself (SIGKILL) at that step of the call
+# that STEP names; the call fails, and the daemon is started again.
+crash_at() {
+	local cfg pod='' rc
+	cfg=$(pod_config e2e-crash)
+	vc_daemon_stop
+	VC_CRI_CRASH_AT=$1 vc_daemon_start || return 1
+	case $1 in
+	pod-*) crictl_ runp "$cfg" && { echo "runp succeeded"; return 1; } ;;
+	container-*)
+		pod=$(crictl_ runp "$cfg") || return 1
+		crictl_ create "$pod" "$(ctr_config crashed "$BUSYBOX" '["sleep", "36000"]')" "$cfg" && { echo "create succeeded"; return 1; }
+		;;
+	esac
+	wait "$VC_DAEMON_PID" 2>/dev/null
+	rc=$?
+	VC_DAEMON_PID=
+	[ "$rc" = 137 ] || { echo "vc-cri exited $rc, want 137 (SIGKILL)"; return 1; }
+	vc_daemon_start || return 1
+	if [ -n "$pod" ]; then
+		# The pod was made: it stays, the container is gone.
+		[ -z "$(crictl_ ps -aq)" ] || { echo "container left: $(crictl_ ps -a)"; return 1; }
+		stop_remove_pod "$pod" || return 1
+	fi
+	retry 30 state_clean
+}
+# crash_during_runp: kill -9 of vc-cri while it boots a pod's VM.
+crash_during_runp() {
+	crictl_ runp "$(pod_config e2e-killed)" &
+	local runp=$!
+	sleep "${1:-1}"
+	kill -KILL "$VC_DAEMON_PID" || return 1
+	wait "$VC_DAEMON_PID" 2>/dev/null
+	VC_DAEMON_PID=
+	wait "$runp" && { echo "runp succeeded"; return 1; }
+	vc_daemon_start || return 1
+	[ -z "$(crictl_ pods -q)" ] || { echo "pods listed: $(crictl_ pods)"; return 1; }
+	retry 30 state_clean
+}
+# state_clean: nothing of a pod is left, whatever its ID: no QEMU, mount,
+# tap, IPAM lease, sandbox, netns, pod files or intent.
+state_clean() {
+	empty "$(vc_qemu_pids)" &&
+		empty "$(vc_mounts_under "$VC_STATE")" &&
+		empty "$(ip -o link show master "$VC_BRIDGE" 2>/dev/null)" &&
+		empty "$(find "$VC_CNI_IPAM_DIR" -type f -regex '.*/[0-9.]+' 2>/dev/null)" &&
+		empty "$(find "$VC_STATE/sandboxes" -mindepth 1 -maxdepth 1 ! -name .vm ! -name '*.json' 2>/dev/null)" &&
+		empty "$(find "$VC_STATE/sandboxes/.vm" "$VC_STATE/netns" "$VC_STATE/cri/intents" "$VC_STATE/cri/pod-files" -mindepth 1 2>/dev/null)"
+}
+
 # ----------------------------------------------------------------------------
 
 t_start=$(date +%s)
@@ -291,6 +364,23 @@ step "the CRI socket is 0660" expect 660 stat -c %a "$VC_SOCK"
 vc_record_ids
 step "stopp + rmp second pod" stop_remove_pod "$pod2"
 step "no pods or containers left" nothing_listed
+
+# --- pod 3: its QEMU killed -------------------------------------------------
+pod3='' ctr4=''
+POD3=$(pod_config e2e-vm-killed)
+step "runp third pod" runp pod3 "$POD3"
+step "create + start container in third pod" create_start ctr4 "$pod3" "$(ctr_config doomed "$BUSYBOX" '["sleep", "36000"]')" "$POD3"
+step "kill -9 of its QEMU: the pod is NOTREADY" kill_qemu "$pod3"
+step "its container is EXITED 255 VMExited" exited_by_vm "$ctr4"
+step "stopp + rmp of the pod whose VM died" stop_remove_pod "$pod3"
+step "nothing of it left" state_clean
+
+# --- vc-cri killed in the middle of its calls -------------------------------
+for at in pod-network pod-sandbox container-rootfs container-created; do
+	step "kill -9 of vc-cri at $at: nothing left after the restart" crash_at "$at"
+done
+step "kill -9 of vc-cri while a VM boots: nothing left after the restart" crash_during_runp 1
+step "no pods or containers left after the crashes" nothing_listed
 
 # --- nothing left behind -----------------------------------------------------
 vc_daemon_stop

@@ -356,14 +356,6 @@ ctr_ids() { crictl_ ps -a --pod "$1" --name "^$2\$" -q; } # SANDBOX NAME, newest
 cfield() { crictl_ inspect -o go-template --template "$2" "$1"; }
 ns_of() { date -d "$1" +%s%N; } # RFC 3339 -> ns since the epoch
 
-# qemu_of SANDBOX: PID of the QEMU that runs it.
-qemu_of() {
-	local p
-	for p in $(vc_qemu_pids); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qE "(-name vc-|sandboxes/)$1" && echo "$p"
-	done
-}
-
 # wait_pod NAME T0 SECONDS: polls /pods every 0.2 s until the pod is
 # Running and Ready; sets NAME_running_ms and NAME_ready_ms to the ms
 # from T0 (the manifest's arrival) at which each was first seen.
@@ -534,7 +526,7 @@ check_qemu_cgroup() {
 	for p in "$@"; do
 		uid=$(pod_uid "$p")
 		sb=$(sandbox_ids "$p" | head -n 1)
-		pid=$(qemu_of "$sb")
+		pid=$(vc_qemu_of "$sb")
 		echo "pod $(full "$p") uid $uid sandbox ${sb:0:13} QEMU PID ${pid:-none}"
 		[ -n "$uid" ] && [ -n "$pid" ] || { bad=1; continue; }
 		sed 's/^/  /' "/proc/$pid/cgroup"
@@ -562,7 +554,7 @@ check_restarts() {
 	last=$(echo "$line" | awk '{ print $9 }')
 	[ "${rc:-0}" -ge 2 ] && [ "$last" = 3 ] || { echo "restartCount ${rc:-?} (want >= 2), last exit ${last:-?} (want 3)"; return 1; }
 	sb=$(sandbox_ids crash)
-	qemu_now=$(qemu_of "$crash_sandbox")
+	qemu_now=$(vc_qemu_of "$crash_sandbox")
 	echo "sandboxes now: $sb (first: $crash_sandbox); QEMU $qemu_now (first: $crash_qemu)"
 	[ "$sb" = "$crash_sandbox" ] && [ -n "$qemu_now" ] && [ "$qemu_now" = "$crash_qemu" ]
 }
@@ -755,7 +747,7 @@ vols_t0=$(add_manifest vols)
 crash_up() {
 	retry 180 pod_running crash || { kpods; kubelet_errors crash; return 1; }
 	crash_sandbox=$(sandbox_ids crash)
-	crash_qemu=$(qemu_of "$crash_sandbox")
+	crash_qemu=$(vc_qemu_of "$crash_sandbox")
 	echo "sandbox $crash_sandbox QEMU $crash_qemu, Running after $(($(vc_ms) - crash_t0)) ms"
 	echo "$crash_sandbox" >>"$VC_BASE/ids"
 	[ "$(echo "$crash_sandbox" | wc -w)" = 1 ] && [ -n "$crash_qemu" ]
