@@ -164,6 +164,7 @@ func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *cont
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
+			defer logPanic("Container output failed", "pod", c.PodID, "container", c.ID)
 			r := io.TeeReader(out.r, fanout{cio, out.stream == crilog.Stderr})
 			var w io.Writer = io.Discard
 			if cio.log != nil {
@@ -196,6 +197,7 @@ func (s *Service) monitor(c containerRecord, cio *containerIO) {
 	}()
 	reported := make(chan containerExit, 1)
 	go func() {
+		defer logPanic("Wait for a container's exit failed", "pod", c.PodID, "container", c.ID)
 		if exit, ok := s.waitForExit(cio.ctx, c); ok {
 			reported <- exit
 		}

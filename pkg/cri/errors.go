@@ -109,6 +109,16 @@ func (s *Service) Interceptors() ([]grpc.UnaryServerInterceptor, []grpc.StreamSe
 		[]grpc.StreamServerInterceptor{StreamInterceptor}
 }
 
+// logPanic, deferred first in a goroutine that handles what a guest
+// sent, logs a panic there rather than let it end the daemon: the guest
+// is untrusted, and a fault in handling its words must cost only its
+// own pod.
+func logPanic(what string, keysAndValues ...any) {
+	if r := recover(); r != nil {
+		klog.ErrorS(fmt.Errorf("panic: %v", r), what, keysAndValues...)
+	}
+}
+
 // UnaryInterceptor turns errors into gRPC statuses and logs each call
 // with its duration. Panics become Internal errors: one bad request must
 // not take the daemon down.

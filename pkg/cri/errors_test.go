@@ -147,3 +147,15 @@ func TestInterceptors(t *testing.T) {
 		t.Errorf("panic: %v", err)
 	}
 }
+
+// TestLogPanic: a goroutine that defers logPanic survives a panic.
+func TestLogPanic(t *testing.T) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer logPanic("test", "k", "v")
+		var m map[string]int
+		m["boom"]++ // a nil map: panics
+	}()
+	<-done
+}

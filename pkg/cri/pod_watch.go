@@ -38,6 +38,7 @@ func (s *Service) watchPod(podID string) {
 	s.watchMu.Unlock()
 	go func() {
 		defer close(w.done)
+		defer logPanic("Watch of a pod's VM failed", "pod", podID)
 		end, err := s.opts.Sandboxes.WatchSandbox(ctx, podID)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -217,6 +217,7 @@ func (s *Service) recover() {
 			continue
 		}
 		go func() {
+			defer logPanic("Recovery of a container failed", "pod", c.PodID, "container", c.ID)
 			go s.monitor(c, cio)
 			ctx, cancel := context.WithTimeout(context.Background(), recoveryTimeout)
 			defer cancel()

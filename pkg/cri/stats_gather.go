@@ -27,6 +27,7 @@ func gatherStats[T, R any](ctx context.Context, items []T, stats func(context.Co
 		slots <- struct{}{}
 		go func() {
 			defer func() { <-slots; wg.Done() }()
+			defer logPanic("Stats of a pod or container failed")
 			ctx, cancel := context.WithTimeout(ctx, statsDeadline)
 			defer cancel()
 			r, err := stats(ctx, item)
