@@ -1,6 +1,13 @@
 // Package cri serves the CRI RuntimeService on top of pkg/sandbox: every
 // pod is a sandbox, that is a VM, and its containers run in the guest.
 // One file per CRI call, as in containerd's CRI server.
+//
+// Locks: each record store (pods, containers, intents) has its own,
+// held only inside its calls; a container record's update may take ioMu
+// (addIO), and nothing takes a store's lock under ioMu. watchMu, the
+// name reservations' and the event broadcaster's locks are taken alone.
+// None is held across a call to the sandbox layer, whose sandbox lock
+// honours the caller's context (pkg/sandbox's package comment).
 package cri
 
 import (
