@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
@@ -232,34 +233,127 @@ func refuseStreams(session *yamux.Session) {
 	}
 }
 
+// DefaultCallTimeout bounds a unary call whose caller gave no deadline.
+// A guest may accept a call and never answer it (hung, or hostile): the
+// caller, and the sandbox lock it often holds, would wait forever. A
+// working agent answers every call but WaitProcess at once, or within
+// seconds for those that start or stop processes (CreateContainer runs
+// runc); 30 s leaves room for a TCG guest on a loaded host. Callers that
+// know better pass a deadline of their own, which is kept as it is.
+const DefaultCallTimeout = 30 * time.Second
+
+// HandshakeTimeout bounds the wait for a stream's headers: the guest
+// sends them as soon as it has attached the stream (ReadOutput sends
+// them before any output), however long the stream then lasts.
+const HandshakeTimeout = 30 * time.Second
+
+// The bounds in force: the tests shorten them.
+var (
+	callTimeout      = DefaultCallTimeout
+	handshakeTimeout = HandshakeTimeout
+)
+
+// unboundedCalls are the unary calls that legitimately last as long as
+// something in the guest does, and get no default deadline: WaitProcess
+// returns when the process exits, which may be never. Their callers
+// bound them (stopContainerProcesses does) or cancel them.
+var unboundedCalls = map[string]bool{
+	protocol.Agent_WaitProcess_FullMethodName: true,
+}
+
 func boundUnary(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 	if smallReplies[method] {
 		opts = append(opts, grpc.MaxCallRecvMsgSize(MaxSmallReply))
 	}
-	return hostError(ctx, method, invoker(ctx, method, req, reply, cc, opts...))
+	callCtx := ctx
+	if _, ok := ctx.Deadline(); !ok && !unboundedCalls[method] {
+		var cancel context.CancelFunc
+		callCtx, cancel = context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+	}
+	err := invoker(callCtx, method, req, reply, cc, opts...)
+	if err != nil && ctx.Err() == nil && callCtx.Err() != nil {
+		return noAnswer(method, callTimeout)
+	}
+	return hostError(ctx, method, err)
+}
+
+// noAnswer is the error of a call the guest did not answer within the
+// host's own bound d: a deadline of the host's, never the guest's word.
+func noAnswer(method string, d time.Duration) error {
+	return fmt.Errorf("agent %s: no answer within %v: %w", path.Base(method), d, context.DeadlineExceeded)
 }
 
 func boundStream(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	cs, err := streamer(ctx, desc, cc, method, opts...)
+	// The stream runs on a context of its own, which a Header that waits
+	// beyond handshakeTimeout cancels.
+	sctx, cancel := context.WithCancelCause(ctx)
+	cs, err := streamer(sctx, desc, cc, method, opts...)
 	if err != nil {
+		cancel(nil)
 		return nil, hostError(ctx, method, err)
 	}
-	return &boundClientStream{ClientStream: cs, ctx: ctx, method: method}, nil
+	return &boundClientStream{ClientStream: cs, ctx: ctx, sctx: sctx, cancel: cancel, method: method, serverStreams: desc.ServerStreams}, nil
 }
 
-// boundClientStream words a stream's errors as the host's.
+// boundClientStream words a stream's errors as the host's, and bounds
+// the wait for its headers.
 type boundClientStream struct {
 	grpc.ClientStream
-	ctx    context.Context // the stream's own: read, never kept beyond it
+	ctx    context.Context // the caller's: read, never kept beyond the stream
+	sctx   context.Context // the stream's, below ctx
+	cancel context.CancelCauseFunc
 	method string
+	// serverStreams: the guest sends a stream, which ends with an error
+	// or io.EOF; else its one reply ends it.
+	serverStreams bool
 }
 
+// errHandshake is the cause of a stream cancelled as its headers did not
+// come in time.
+var errHandshake = errors.New("no stream headers in time")
+
+// Header waits for the stream's headers, at most handshakeTimeout: a
+// guest that accepts a stream and never attaches it ends it, and Header
+// fails with the host's DeadlineExceeded. Otherwise, as gRPC's, it
+// returns no headers and no error for a stream that ended without
+// headers: RecvMsg tells how.
+func (s *boundClientStream) Header() (metadata.MD, error) {
+	d := handshakeTimeout
+	t := time.AfterFunc(d, func() { s.cancel(errHandshake) })
+	md, err := s.ClientStream.Header()
+	t.Stop()
+	if md == nil && s.ctx.Err() == nil && errors.Is(context.Cause(s.sctx), errHandshake) {
+		return nil, noAnswer(s.method, d)
+	}
+	if err != nil {
+		s.cancel(nil)
+		return nil, hostError(s.ctx, s.method, err)
+	}
+	return md, nil
+}
+
+// RecvMsg receives the next message; the end of the stream, or its
+// failure, frees the stream's context.
 func (s *boundClientStream) RecvMsg(m any) error {
-	return hostError(s.ctx, s.method, s.ClientStream.RecvMsg(m))
+	err := s.ClientStream.RecvMsg(m)
+	if err != nil || !s.serverStreams {
+		s.cancel(nil)
+	}
+	if err != nil && err != io.EOF && s.ctx.Err() == nil && errors.Is(context.Cause(s.sctx), errHandshake) {
+		return noAnswer(s.method, handshakeTimeout)
+	}
+	return hostError(s.ctx, s.method, err)
 }
 
+// SendMsg sends a message; a failure other than io.EOF (the guest ended
+// the stream: RecvMsg tells how) ends the stream.
 func (s *boundClientStream) SendMsg(m any) error {
-	return hostError(s.ctx, s.method, s.ClientStream.SendMsg(m))
+	err := s.ClientStream.SendMsg(m)
+	if err != nil && err != io.EOF {
+		s.cancel(nil)
+	}
+	return hostError(s.ctx, s.method, err)
 }
 
 func (s *boundClientStream) CloseSend() error {

@@ -111,20 +111,27 @@ func TestDialSilentAgent(t *testing.T) {
 	}
 }
 
-// serveFake plays QEMU's chardev server and the guest behind it: every
-// connection gets a fresh yamux session, as vc-agent starts one each time
-// the host returns. The first drop connections are dropped at once, as a
-// booting guest may drop a session it could not follow; each session is
-// handed to sessions when that is not nil.
+// serveFake serves fakeAgent as serveAgent does.
 func serveFake(t *testing.T, drop int, sessions chan<- *yamux.Session) string {
+	t.Helper()
+	gs := grpc.NewServer()
+	protocol.RegisterAgentServer(gs, fakeAgent{})
+	return serveAgent(t, gs, drop, sessions)
+}
+
+// serveAgent plays QEMU's chardev server and the guest behind it, gs:
+// every connection gets a fresh yamux session, as vc-agent starts one
+// each time the host returns. The first drop connections are dropped at
+// once, as a booting guest may drop a session it could not follow; each
+// session is handed to sessions when that is not nil. It returns the
+// socket's path; gs is stopped at the test's end.
+func serveAgent(t testing.TB, gs *grpc.Server, drop int, sessions chan<- *yamux.Session) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "agent.sock")
 	l, err := net.Listen("unix", path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
-	protocol.RegisterAgentServer(gs, fakeAgent{})
 	go func() {
 		for n := 0; ; n++ {
 			conn, err := l.Accept()
