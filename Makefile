@@ -75,7 +75,7 @@ run: deps install
 
 # Everything CI runs: the checks, unit and VM tests, then the end-to-end
 # tests with crictl, the README's quick start, a real kubelet, and critest.
-test: deps guest lint test-go e2e quickstart kubelet-e2e critest
+test: deps guest lint test-go fuzz-short e2e quickstart kubelet-e2e critest
 
 # gofmt, go vet and go mod tidy leave nothing to change.
 lint:
@@ -97,6 +97,19 @@ test-unit:
 # image, as root.
 test-go: guest
 	$(GO) test $(GOTAGS) -count=1 -timeout 20m ./...
+
+# Each fuzz target in turn (go test fuzzes one at a time), 10 s each in
+# fuzz-short, 60 s in fuzz: a guest's replies to the agent client, and
+# to pkg/sandbox's consumers of them. A failing input is written to the
+# package's testdata/fuzz.
+.PHONY: fuzz fuzz-short
+fuzz-short:
+	$(GO) test $(GOTAGS) -run '^$$' -fuzz '^FuzzAgentReplies$$' -fuzztime 10s ./pkg/agent/
+	$(GO) test $(GOTAGS) -run '^$$' -fuzz '^FuzzGuestReplies$$' -fuzztime 10s ./pkg/sandbox/
+
+fuzz:
+	$(GO) test $(GOTAGS) -run '^$$' -fuzz '^FuzzAgentReplies$$' -fuzztime 60s ./pkg/agent/
+	$(GO) test $(GOTAGS) -run '^$$' -fuzz '^FuzzGuestReplies$$' -fuzztime 60s ./pkg/sandbox/
 
 e2e: build guest
 	./test/e2e/run.sh
