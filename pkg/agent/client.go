@@ -32,8 +32,9 @@ import (
 // each reply's size (MaxReply, MaxSmallReply for the calls whose answers
 // are small), its headers (MaxHeaderList), the streams it may open
 // towards the host (none: accepted and closed at once, behind a backlog
-// of acceptBacklog), and its errors, which become the host's own
-// (hostError, GuestError).
+// of acceptBacklog), how long it may keep a call unanswered
+// (DefaultCallTimeout, HandshakeTimeout), and its errors, which become
+// the host's own (hostError, GuestError).
 const (
 	// MaxReply bounds any message the agent sends.
 	MaxReply = 1 << 20
