@@ -273,10 +273,27 @@ func boundUnary(ctx context.Context, method string, req, reply any, cc *grpc.Cli
 		defer cancel()
 	}
 	err := invoker(callCtx, method, req, reply, cc, opts...)
-	if err != nil && ctx.Err() == nil && callCtx.Err() != nil {
+	if err != nil && ctxErr(ctx) == nil && ctxErr(callCtx) != nil {
 		return noAnswer(method, callTimeout)
 	}
 	return hostError(ctx, method, err)
+}
+
+// deadlineSlack is how long before a deadline a failed call counts as
+// ended by it: gRPC tells the guest the deadline, and the guest may end
+// the call a moment before the host's own timer has fired.
+const deadlineSlack = 20 * time.Millisecond
+
+// ctxErr is ctx's error, or DeadlineExceeded once its deadline is less
+// than deadlineSlack away.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < deadlineSlack {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 // noAnswer is the error of a call the guest did not answer within the
@@ -362,14 +379,15 @@ func (s *boundClientStream) CloseSend() error {
 }
 
 // hostError turns an error of a call to the agent into the host's: the
-// caller's own cancellation or deadline stays that; anything else is
+// caller's own cancellation or deadline stays that (a failure within
+// deadlineSlack of the deadline is the deadline's); anything else is
 // GuestError's. io.EOF, the end of a stream, stays as it is.
 func hostError(ctx context.Context, method string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("agent %s: %w", path.Base(method), ctx.Err())
+	if cerr := ctxErr(ctx); cerr != nil {
+		return fmt.Errorf("agent %s: %w", path.Base(method), cerr)
 	}
 	return GuestError(method, err)
 }

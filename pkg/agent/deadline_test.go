@@ -84,7 +84,7 @@ func TestUnaryCallDefaultDeadline(t *testing.T) {
 	if !isHostDeadline(err) {
 		t.Fatalf("StatsContainer of a silent guest: %v, want the host's DeadlineExceeded", err)
 	}
-	if took < bound || took > bound+5*time.Second {
+	if took < bound/2 || took > bound+5*time.Second {
 		t.Fatalf("StatsContainer gave up after %v, want about %v", took, bound)
 	}
 	// The link is not harmed: the next call is answered.
@@ -103,7 +103,7 @@ func TestUnaryCallKeepsCallerDeadline(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	_, err := c.StatsContainer(ctx, &protocol.ContainerRequest{ContainerId: "c"})
-	if took := time.Since(start); took < 5*bound {
+	if took := time.Since(start); took < 4*bound {
 		t.Fatalf("StatsContainer with a deadline of %v gave up after %v: the default bound replaced the caller's", 5*bound, took)
 	}
 	if !errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded {
@@ -158,7 +158,7 @@ func TestStreamHandshakeDeadline(t *testing.T) {
 	if !isHostDeadline(err) {
 		t.Fatalf("Header of a stream the guest never attaches: %v, want the host's DeadlineExceeded", err)
 	}
-	if took < bound || took > bound+5*time.Second {
+	if took < bound/2 || took > bound+5*time.Second {
 		t.Fatalf("Header gave up after %v, want about %v", took, bound)
 	}
 	// The stream is over, with the same error.
@@ -210,4 +210,21 @@ func (a slowOutputAgent) ReadOutput(_ *protocol.ReadOutputRequest, st grpc.Serve
 	}
 	time.Sleep(a.wait)
 	return st.Send(&protocol.Data{Data: []byte("late")})
+}
+
+// TestFailureAtTheDeadlineIsTheDeadline: the guest, told the deadline,
+// may end a call a moment before the host's timer fires; that failure is
+// the caller's deadline. Well before it, the guest's error is its own.
+func TestFailureAtTheDeadlineIsTheDeadline(t *testing.T) {
+	guest := status.Error(codes.Canceled, "stream terminated by RST_STREAM")
+	ctx, cancel := context.WithTimeout(context.Background(), deadlineSlack/2)
+	defer cancel()
+	if err := hostError(ctx, protocol.Agent_StatsContainer_FullMethodName, guest); !isHostDeadline(err) {
+		t.Errorf("a failure %v before the deadline: %v, want the host's DeadlineExceeded", deadlineSlack/2, err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := hostError(ctx, protocol.Agent_StatsContainer_FullMethodName, guest); errors.Is(err, context.DeadlineExceeded) || errdefs.Resolve(err) != errdefs.ErrUnknown {
+		t.Errorf("a failure a minute before the deadline: %v, want the guest's Unknown", err)
+	}
 }
