@@ -9,7 +9,10 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"os"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -18,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -26,6 +30,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"k8s.io/klog/v2"
 
+	"github.com/vc-cri/vc-cri/internal/safemount"
 	"github.com/vc-cri/vc-cri/pkg/agent"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 	"github.com/vc-cri/vc-cri/pkg/hypervisor"
@@ -76,10 +81,26 @@ func FuzzGuestReplies(f *testing.F) {
 
 	ctx := context.Background()
 	g := &fuzzGuest{}
-	r := testRuntime(f, WithAgentDialer(NoopAgentType, g))
+	dir := fuzzStateDir(f)
+	r := NewRuntime(WithStateRoot(filepath.Join(dir, "sandboxes")), WithAgentDialer(NoopAgentType, g))
+	f.Cleanup(func() {
+		list, err := r.ListSandbox(context.Background())
+		if err != nil {
+			f.Error(err)
+		}
+		for _, st := range list {
+			if _, err := r.DeleteSandbox(context.Background(), st.ID); err != nil {
+				f.Errorf("delete sandbox %s: %v", st.ID, err)
+			}
+		}
+	})
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.Mkdir(rootfs, 0o755); err != nil {
+		f.Fatal(err)
+	}
 	// The sandbox and container the calls are about, made while the
 	// guest answers as the noop agent.
-	if _, err := r.RunSandbox(ctx, mockConfig("fuzz", ContainerConfig{ID: "c", RootFs: f.TempDir(), Cmd: Cmd{Args: []string{"sleep", "1000"}}})); err != nil {
+	if _, err := r.RunSandbox(ctx, mockConfig("fuzz", ContainerConfig{ID: "c", RootFs: rootfs, Cmd: Cmd{Args: []string{"sleep", "1000"}}})); err != nil {
 		f.Fatalf("RunSandbox: %v", err)
 	}
 
@@ -140,7 +161,7 @@ func FuzzGuestReplies(f *testing.F) {
 		case opExec:
 			fuzzExec(ctx, t, r, &rep)
 		case opGuest:
-			fuzzGuestDetails(ctx, t, r, g, &rep)
+			fuzzGuestDetails(ctx, t, r, g, rootfs, &rep)
 		}
 	})
 }
@@ -565,7 +586,7 @@ func fuzzExec(ctx context.Context, t *testing.T, r *Runtime, rep *guestReply) {
 // fuzzGuestDetails boots a sandbox on the guest's details: it is kept
 // only with valid huge page sizes, which then decide what hugetlb limits
 // a container may have.
-func fuzzGuestDetails(ctx context.Context, t *testing.T, r *Runtime, g *fuzzGuest, rep *guestReply) {
+func fuzzGuestDetails(ctx context.Context, t *testing.T, r *Runtime, g *fuzzGuest, rootfs string, rep *guestReply) {
 	t.Helper()
 	details := decodeReply(rep, 0, &protocol.GuestDetailsResponse{})
 	valid := rep.err == nil && len(details.HugepageSizes) <= maxGuestHugePageSizes
@@ -603,10 +624,80 @@ func fuzzGuestDetails(ctx context.Context, t *testing.T, r *Runtime, g *fuzzGues
 	g.reply.Store(nil) // the container is created on the noop agent
 	has2M := slices.ContainsFunc(sizes, func(s string) bool { return strings.EqualFold(s, "2MB") })
 	_, _, err = r.CreateContainer(ctx, "details", ContainerConfig{
-		ID: "h", RootFs: t.TempDir(), Cmd: Cmd{Args: []string{"true"}},
+		ID: "h", RootFs: rootfs, Cmd: Cmd{Args: []string{"true"}},
 		Resources: specs.LinuxResources{HugepageLimits: []specs.LinuxHugepageLimit{{Pagesize: "2MB", Limit: 2 << 20}}},
 	})
 	if has2M != (err == nil) {
 		t.Fatalf("a 2MB hugetlb limit on a guest of %v pages: %v", sizes, err)
 	}
+}
+
+// fuzzStatePrefix names the directories of FuzzGuestReplies's state, one
+// per process that runs it: the fuzzing coordinator and each worker.
+const fuzzStatePrefix = "vc-fuzz-sandbox-"
+
+// fuzzStateDir makes this process's state directory, removed at the
+// end, after reaping those of processes that died without removing
+// theirs: the coordinator may kill a worker in the middle of a call,
+// which leaves the binds of its sandboxes mounted.
+func fuzzStateDir(tb testing.TB) string {
+	tb.Helper()
+	reapFuzzStateDirs(tb)
+	dir, err := os.MkdirTemp("", fuzzStatePrefix)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "owner"), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := removeFuzzStateDir(dir); err != nil {
+			tb.Errorf("remove %s: %v", dir, err)
+		}
+	})
+	return dir
+}
+
+// reapFuzzStateDirs removes the state directories whose owner is gone. A
+// directory without an owner yet, or whose owner lives (or whose PID a
+// process has now), is left alone.
+func reapFuzzStateDirs(tb testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), fuzzStatePrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, "owner"))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || unix.Kill(pid, 0) != unix.ESRCH {
+			continue
+		}
+		if err := removeFuzzStateDir(dir); err != nil {
+			tb.Logf("cannot reap %s, left by process %d: %v", dir, pid, err)
+		} else {
+			tb.Logf("reaped %s, left by process %d", dir, pid)
+		}
+	}
+}
+
+// removeFuzzStateDir unmounts and removes each sandbox's directory, as
+// DeleteSandbox does, then the whole directory: never while a mount is
+// left below it.
+func removeFuzzStateDir(dir string) error {
+	sandboxes := filepath.Join(dir, "sandboxes")
+	entries, err := os.ReadDir(sandboxes)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if err := removeSandboxDir(sandboxes, e.Name()); err != nil {
+			return err
+		}
+	}
+	tmp, err := safemount.OpenRoot(filepath.Dir(dir))
+	if err != nil {
+		return err
+	}
+	defer tmp.Close()
+	return tmp.RemoveAll(filepath.Base(dir))
 }
