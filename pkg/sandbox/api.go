@@ -250,8 +250,8 @@ func (r *Runtime) ProcessListContainer(ctx context.Context, sandboxID, container
 		if err != nil {
 			return err
 		}
-		list = resp.ProcessList
-		return nil
+		list, err = guestProcessList(options.Format, resp.GetProcessList())
+		return err
 	})
 	return list, err
 }

@@ -173,7 +173,7 @@ func stopContainerProcesses(ctx context.Context, ag Agent, ls *lockedSandbox, c 
 // clock.
 func recordExit(c *containerState, exit *protocol.WaitProcessResponse) {
 	c.State = State{StateStopped}
-	c.ExitCode = exit.GetExitCode()
+	c.ExitCode = guestExitCode(exit.GetExitCode())
 	if exit == nil {
 		c.ExitCode = exitcode.Unknown
 	}
@@ -229,7 +229,7 @@ func refreshContainers(ctx context.Context, ls *lockedSandbox) {
 			continue
 		}
 		st, err := ag.ProcessStatus(ctx, &protocol.ProcessRequest{ContainerId: c.Config.ID})
-		if err != nil || !st.Exited {
+		if err != nil || !st.GetExited() {
 			continue
 		}
 		recordExit(c, st.Exit)

@@ -194,7 +194,7 @@ func (r *Runtime) WaitProcess(ctx context.Context, sandboxID, containerID, token
 			return nil
 		})
 	}
-	return exit.ExitCode, err
+	return guestExitCode(exit.GetExitCode()), err
 }
 
 // SignalProcess sends a signal to one process; with all, to every
@@ -263,46 +263,14 @@ func (r *Runtime) StatsContainer(ctx context.Context, sandboxID, containerID str
 	if err != nil {
 		return ContainerStats{}, err
 	}
+	sent := time.Now()
 	s, err := ag.StatsContainer(ctx, &protocol.ContainerRequest{ContainerId: containerID})
 	if err != nil {
 		return ContainerStats{}, err
 	}
-	st := ContainerStats{
-		Timestamp:             time.Unix(0, s.TimestampUnixNano),
-		CPUUsageNanos:         s.CpuUsageNanos,
-		CPUUserNanos:          s.CpuUserNanos,
-		CPUSystemNanos:        s.CpuSystemNanos,
-		CPUPeriods:            s.CpuPeriods,
-		CPUThrottledPeriods:   s.CpuThrottledPeriods,
-		CPUThrottledNanos:     s.CpuThrottledNanos,
-		MemoryUsageBytes:      s.MemoryUsageBytes,
-		MemoryMaxUsageBytes:   s.MemoryMaxUsageBytes,
-		MemoryWorkingSetBytes: s.MemoryWorkingSetBytes,
-		MemoryRSSBytes:        s.MemoryRssBytes,
-		MemoryCacheBytes:      s.MemoryCacheBytes,
-		MemoryMappedFileBytes: s.MemoryMappedFileBytes,
-		MemoryKernelBytes:     s.MemoryKernelBytes,
-		MemorySwapBytes:       s.MemorySwapBytes,
-		MemoryLimitBytes:      s.MemoryLimitBytes,
-		MemoryFailcnt:         s.MemoryFailcnt,
-		PageFaults:            s.PageFaults,
-		MajorPageFaults:       s.MajorPageFaults,
-		OOMEvents:             s.OomEvents,
-		Pids:                  s.Pids,
-		Threads:               s.Threads,
-		ThreadsMax:            s.ThreadsMax,
-		FileDescriptors:       s.FileDescriptors,
-		Sockets:               s.Sockets,
-		UlimitNofileSoft:      s.UlimitNofileSoft,
-	}
-	for _, i := range s.Interfaces {
-		if !acceptInterface(i.Name, st.Interfaces) {
-			continue
-		}
-		st.Interfaces = append(st.Interfaces, InterfaceStats{
-			Name: i.Name, RxBytes: i.RxBytes, RxPackets: i.RxPackets, RxErrors: i.RxErrors, RxDropped: i.RxDropped,
-			TxBytes: i.TxBytes, TxPackets: i.TxPackets, TxErrors: i.TxErrors, TxDropped: i.TxDropped,
-		})
+	st, err := guestStats(s, sent, time.Now())
+	if err != nil {
+		return ContainerStats{}, fmt.Errorf("stats of container %q: %w", containerID, err)
 	}
 	return st, nil
 }
