@@ -132,10 +132,12 @@ soak_stats() {
 		crictl_ statsp -o json >"$work/statsp.json" || fail "crictl statsp failed"
 		p+="$(($(vc_ms) - t0)) "
 	done
-	local n np
+	local n
 	n=$(grep -c '"attributes"' "$work/stats.json")
-	np=$(grep -c '"attributes"' "$work/statsp.json")
-	figure "stats: ListContainerStats median $(echo "$s" | median) ms ($n containers), ListPodSandboxStats median $(echo "$p" | median) ms ($np pods), with $IDLE_PODS idle pods"
+	figure "stats: crictl stats (ListContainerStats) median $(echo "$s" | median) ms ($n containers), crictl statsp (ListPodSandboxStats) median $(echo "$p" | median) ms, with $IDLE_PODS idle pods"
+	t0=$(vc_ms)
+	for ((i = 0; i < 5; i++)); do crictl_ version >/dev/null; done
+	figure "stats: a crictl call that asks nothing of a guest (version) takes $((($(vc_ms) - t0) / 5)) ms"
 	pss=0
 	for i in $(vc_qemu_pids); do pss=$((pss + $(awk '$1 == "Pss:" { print $2 }' "/proc/$i/smaps_rollup"))); done
 	figure "stats: QEMU PSS of $IDLE_PODS idle pods: $((pss / 1024)) MiB in all, $((pss / 1024 / IDLE_PODS)) MiB each"

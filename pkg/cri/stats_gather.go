@@ -10,8 +10,10 @@ const (
 	// statsDeadline bounds each pod's answer to a list of stats: one
 	// slow or silent guest leaves only its own pod out of the answer.
 	statsDeadline = 2 * time.Second
-	// statsParallelism bounds the guests asked at once.
-	statsParallelism = 16
+	// statsParallelism bounds the guests asked at once. A guest's answer
+	// is waited for, not computed, here: 16 at a time took 1.1 s for 50
+	// idle pods on 2 cores, as four rounds of the slowest guest.
+	statsParallelism = 64
 )
 
 // gatherStats calls stats for every item, statsParallelism at a time,
