@@ -55,8 +55,9 @@ func (s *Service) containerStats(ctx context.Context, c containerRecord) (*runti
 }
 
 // ListContainerStats reports the usage of the containers that pass the
-// filter. The guests are asked at once; a container whose guest does not
-// answer in time, or that exited meanwhile, is left out.
+// filter, from the stats cache for running containers (stats_gather.go);
+// a container whose guest does not answer in time, or that exited
+// meanwhile, is left out.
 func (s *Service) ListContainerStats(ctx context.Context, req *runtime.ListContainerStatsRequest) (*runtime.ListContainerStatsResponse, error) {
 	f := req.GetFilter()
 	var match []containerRecord
@@ -66,5 +67,7 @@ func (s *Service) ListContainerStats(ctx context.Context, req *runtime.ListConta
 		}
 		match = append(match, c)
 	}
-	return &runtime.ListContainerStatsResponse{Stats: gatherStats(ctx, match, s.containerStats)}, nil
+	return &runtime.ListContainerStatsResponse{Stats: listStats(ctx, s.containerStatsCache, match,
+		func(c containerRecord) (string, bool) { return c.ID, c.State == runtime.ContainerState_CONTAINER_RUNNING },
+		s.containerStats)}, nil
 }

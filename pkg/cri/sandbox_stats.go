@@ -57,9 +57,9 @@ func (s *Service) podStats(ctx context.Context, pod podRecord) (*runtime.PodSand
 	}, nil
 }
 
-// ListPodSandboxStats reports the usage of the pods that pass the filter.
-// The guests are asked at once; a pod whose guest does not answer in time
-// is left out.
+// ListPodSandboxStats reports the usage of the pods that pass the filter,
+// from the stats cache for ready pods (stats_gather.go); a pod whose
+// guest does not answer in time is left out.
 func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodSandboxStatsRequest) (*runtime.ListPodSandboxStatsResponse, error) {
 	f := req.GetFilter()
 	var match []podRecord
@@ -69,5 +69,7 @@ func (s *Service) ListPodSandboxStats(ctx context.Context, req *runtime.ListPodS
 		}
 		match = append(match, p)
 	}
-	return &runtime.ListPodSandboxStatsResponse{Stats: gatherStats(ctx, match, s.podStats)}, nil
+	return &runtime.ListPodSandboxStatsResponse{Stats: listStats(ctx, s.podStatsCache, match,
+		func(p podRecord) (string, bool) { return p.ID, p.State == runtime.PodSandboxState_SANDBOX_READY },
+		s.podStats)}, nil
 }

@@ -102,6 +102,10 @@ type Service struct {
 	ioMu sync.Mutex
 	io   map[string]*containerIO
 
+	// The last stats of running containers and ready pods.
+	containerStatsCache *statsCache[*runtime.ContainerStats]
+	podStatsCache       *statsCache[*runtime.PodSandboxStats]
+
 	// watchMu guards watches: the watches of ready pods' VMs.
 	watchMu sync.Mutex
 	watches map[string]*podWatch
@@ -141,6 +145,9 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		events:     newEventBroadcaster(),
 		io:         map[string]*containerIO{},
 		watches:    map[string]*podWatch{},
+
+		containerStatsCache: newStatsCache[*runtime.ContainerStats](),
+		podStatsCache:       newStatsCache[*runtime.PodSandboxStats](),
 	}
 	for _, p := range pods.List() {
 		if err := s.podNames.Reserve(p.Name, p.ID); err != nil {
