@@ -68,6 +68,8 @@ func (s *Service) ListContainerStats(ctx context.Context, req *runtime.ListConta
 		match = append(match, c)
 	}
 	return &runtime.ListContainerStatsResponse{Stats: listStats(ctx, s.containerStatsCache, match,
-		func(c containerRecord) (string, bool) { return c.ID, c.State == runtime.ContainerState_CONTAINER_RUNNING },
+		func(c containerRecord) (string, bool) {
+			return c.ID, c.State == runtime.ContainerState_CONTAINER_RUNNING
+		},
 		s.containerStats)}, nil
 }
