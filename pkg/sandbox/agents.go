@@ -85,7 +85,9 @@ func (ls *lockedSandbox) agent(ctx context.Context) (Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := dialer.Dial(ctx, vm)
+	dialCtx, span := startPhase(ctx, "agent_dial")
+	a, err := dialer.Dial(dialCtx, vm)
+	endPhase(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("agent of sandbox %q: %w", id, err)
 	}

@@ -86,7 +86,11 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 			}
 		}
 	}()
+	// The spec maps the root and the bind mounts into the shared
+	// directory: binding them there is the share.
+	_, span := startPhase(ctx, "rootfs_share")
 	spec, err := containerSpec(&cfg, share)
+	endPhase(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -98,14 +102,17 @@ func createContainer(ctx context.Context, ls *lockedSandbox, cfg ContainerConfig
 	if err != nil {
 		return nil, err
 	}
-	if _, err := ag.CreateContainer(ctx, &protocol.CreateContainerRequest{
+	guestCtx, span := startPhase(ctx, "guest_create")
+	_, err = ag.CreateContainer(guestCtx, &protocol.CreateContainerRequest{
 		ContainerId: cfg.ID, OciSpec: b, Terminal: spec.Process.Terminal, Stdin: cfg.Cmd.Interactive,
-	}); err != nil {
+	})
+	endPhase(span, err)
+	if err != nil {
 		return nil, fmt.Errorf("create container %q in sandbox %q: %w", cfg.ID, sid, err)
 	}
 	c := &containerState{Config: cfg, State: State{StateReady}, CreatedAt: time.Now(), Mounts: share.mounts}
 	ls.Containers = append(ls.Containers, c)
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return nil, err
 	}
 	klog.InfoS("Container created", "sandbox", sid, "container", cfg.ID)
@@ -123,12 +130,15 @@ func startContainer(ctx context.Context, ls *lockedSandbox, c *containerState) e
 	if err != nil {
 		return err
 	}
-	if _, err := ag.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: c.Config.ID}); err != nil {
+	guestCtx, span := startPhase(ctx, "guest_start")
+	_, err = ag.StartContainer(guestCtx, &protocol.ContainerRequest{ContainerId: c.Config.ID})
+	endPhase(span, err)
+	if err != nil {
 		return fmt.Errorf("start container %q: %w", c.Config.ID, err)
 	}
 	c.State, c.StartTime = State{StateRunning}, time.Now()
 	klog.InfoS("Container started", "sandbox", ls.Config.ID, "container", c.Config.ID)
-	return ls.save()
+	return ls.save(ctx)
 }
 
 // stopContainerTimeout bounds the wait for a killed container to exit.
@@ -143,7 +153,7 @@ func stopContainer(ctx context.Context, ls *lockedSandbox, c *containerState) er
 		return err
 	}
 	stopContainerProcesses(ctx, ag, ls, c)
-	return ls.save()
+	return ls.save(ctx)
 }
 
 // stopContainerProcesses kills every process of the container and records
@@ -209,7 +219,7 @@ func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) 
 	}
 	ls.removeContainer(c.Config.ID)
 	klog.InfoS("Container deleted", "sandbox", ls.Config.ID, "container", c.Config.ID)
-	return ls.save()
+	return ls.save(ctx)
 }
 
 // refreshContainers asks the agent, without waiting, whether running
@@ -236,7 +246,7 @@ func refreshContainers(ctx context.Context, ls *lockedSandbox) {
 		changed = true
 	}
 	if changed {
-		if err := ls.save(); err != nil {
+		if err := ls.save(ctx); err != nil {
 			klog.ErrorS(err, "Cannot save container states", "sandbox", ls.Config.ID)
 		}
 	}

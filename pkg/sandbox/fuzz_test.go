@@ -110,7 +110,7 @@ func FuzzGuestReplies(f *testing.F) {
 		start := time.Now().Add(-time.Minute).Truncate(time.Second)
 		if err := r.withContainer(ctx, "fuzz", "c", func(ls *lockedSandbox, cs *containerState) error {
 			cs.State, cs.StartTime, cs.FinishedAt, cs.ExitCode, cs.OOMKilled = State{StateRunning}, start, time.Time{}, 0, false
-			return ls.save()
+			return ls.save(ctx)
 		}); err != nil {
 			t.Fatal(err)
 		}

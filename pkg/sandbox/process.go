@@ -37,9 +37,12 @@ func enterContainer(ctx context.Context, ls *lockedSandbox, cs *containerState, 
 		return nil, err
 	}
 	token := newID()[:32]
-	if _, err := ag.ExecProcess(ctx, &protocol.ExecProcessRequest{
+	guestCtx, span := startPhase(ctx, "exec_start")
+	_, err = ag.ExecProcess(guestCtx, &protocol.ExecProcessRequest{
 		ContainerId: cs.Config.ID, ExecId: token, OciProcess: b, Stdin: cmd.Interactive,
-	}); err != nil {
+	})
+	endPhase(span, err)
+	if err != nil {
 		return nil, fmt.Errorf("exec in container %q: %w", cs.Config.ID, err)
 	}
 	return &Process{Token: token, Pid: ls.VMPid, StartTime: time.Now()}, nil
@@ -189,7 +192,7 @@ func (r *Runtime) WaitProcess(ctx context.Context, sandboxID, containerID, token
 		err = r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
 			if cs.State.State == StateRunning {
 				recordExit(cs, exit)
-				return ls.save()
+				return ls.save(ctx)
 			}
 			return nil
 		})
@@ -298,6 +301,6 @@ func (r *Runtime) UpdateContainer(ctx context.Context, sandboxID, containerID st
 			return err
 		}
 		cs.Config.Resources = resources
-		return ls.save()
+		return ls.save(ctx)
 	})
 }

@@ -57,7 +57,8 @@ func (s *Sandbox) GetAnnotations() map[string]string {
 // and persists them. As the interface gives it no context, it waits for
 // the sandbox's lock for as long as another call holds it.
 func (s *Sandbox) SetAnnotations(annotations map[string]string) error {
-	ls, err := s.r.loadSandbox(context.Background(), s.ID())
+	ctx := context.Background()
+	ls, err := s.r.loadSandbox(ctx, s.ID())
 	if err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func (s *Sandbox) SetAnnotations(annotations map[string]string) error {
 		ls.Config.Annotations = map[string]string{}
 	}
 	maps.Copy(ls.Config.Annotations, annotations)
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return err
 	}
 	s.state = *ls.sandboxState
@@ -177,14 +178,19 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	// The state is saved before each step that leaves something on the
 	// host (mounts, taps, the VM), so that a process that dies midway
 	// leaves a sandbox that DeleteSandbox takes apart.
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return nil, err
 	}
-	if err := setupShare(ls.dir(), cfg.ID, cfg.Volumes); err != nil {
+	_, span := startPhase(ctx, "share_setup")
+	err = setupShare(ls.dir(), cfg.ID, cfg.Volumes)
+	endPhase(span, err)
+	if err != nil {
 		return nil, err
 	}
 
-	eps, err := connectNetwork(ctx, &cfg)
+	netCtx, span := startPhase(ctx, "host_network")
+	eps, err := connectNetwork(netCtx, &cfg)
+	endPhase(span, err)
 	if err != nil {
 		return nil, err
 	}
@@ -193,13 +199,15 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	})
 	ls.Endpoints = eps
 	vmCfg.NetDevices = netDevices(eps)
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		closeTapFiles(eps)
 		return nil, err
 	}
 
 	klog.InfoS("Starting sandbox VM", "sandbox", cfg.ID, "hypervisor", cfg.HypervisorType)
-	vm, err := hv.Launch(ctx, vmCfg)
+	vmCtx, span := startPhase(ctx, "vm_start")
+	vm, err := hv.Launch(vmCtx, vmCfg)
+	endPhase(span, err)
 	closeTapFiles(eps)
 	if err != nil {
 		return nil, fmt.Errorf("start VM of sandbox %q: %w", cfg.ID, err)
@@ -207,26 +215,32 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	r.vms.put(cfg.ID, vm)
 	undo.Add("stop VM", func(ctx context.Context) error { r.vms.take(cfg.ID); return vm.Stop(ctx) })
 	ls.VMPid = vm.Pid()
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return nil, err
 	}
 
+	// From the VM's start to its agent's answer: the guest's boot.
 	ag, err := ls.agent(ctx)
 	if err != nil {
 		return nil, err
 	}
 	undo.Add("close agent link", func(context.Context) error { r.dropAgent(cfg.ID); return nil })
-	details, err := ag.GuestDetails(ctx, &protocol.GuestDetailsRequest{})
+	phaseCtx, span := startPhase(ctx, "guest_details")
+	details, err := ag.GuestDetails(phaseCtx, &protocol.GuestDetailsRequest{})
+	endPhase(span, err)
 	if err != nil {
 		return nil, fmt.Errorf("details of the guest of sandbox %q: %w", cfg.ID, err)
 	}
 	if ls.GuestHugePageSizes, err = guestHugePageSizes(details.GetHugepageSizes()); err != nil {
 		return nil, fmt.Errorf("guest of sandbox %q: %w", cfg.ID, err)
 	}
-	if _, err := ag.SetupNetwork(ctx, guestSetup(&cfg, eps)); err != nil {
+	phaseCtx, span = startPhase(ctx, "guest_network")
+	_, err = ag.SetupNetwork(phaseCtx, guestSetup(&cfg, eps))
+	endPhase(span, err)
+	if err != nil {
 		return nil, fmt.Errorf("set up guest of sandbox %q: %w", cfg.ID, err)
 	}
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return nil, err
 	}
 	if err := ls.runHooks(ctx, cfg.Hooks.PreStartHooks, "created"); err != nil {
@@ -257,7 +271,7 @@ func startSandbox(ctx context.Context, ls *lockedSandbox) error {
 			}
 		}
 	}
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return err
 	}
 	return ls.runHooks(ctx, ls.Config.Hooks.PostStartHooks, "running")
@@ -332,7 +346,7 @@ func stopSandbox(ctx context.Context, ls *lockedSandbox) error {
 		}
 	}
 	ls.State = State{StateStopped}
-	if err := ls.save(); err != nil {
+	if err := ls.save(ctx); err != nil {
 		return err
 	}
 	klog.InfoS("Sandbox stopped", "sandbox", id)
@@ -395,7 +409,7 @@ func setVMRunning(ctx context.Context, ls *lockedSandbox, to StateString) error 
 		return err
 	}
 	ls.State = State{to}
-	return ls.save()
+	return ls.save(ctx)
 }
 
 // sandboxStatus reports the sandbox and its containers, after asking the agent

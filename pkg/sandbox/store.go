@@ -211,7 +211,9 @@ func lockFile(ctx context.Context, dir, id string) (*os.File, error) {
 
 // save writes the state atomically: a crash leaves the old or the new,
 // and a state root on a disk has it synced before save returns.
-func (l *lockedSandbox) save() error {
+func (l *lockedSandbox) save(ctx context.Context) (err error) {
+	_, span := startPhase(ctx, "state_save")
+	defer func() { endPhase(span, err) }()
 	b, err := json.MarshalIndent(l.sandboxState, "", "  ")
 	if err != nil {
 		return err
