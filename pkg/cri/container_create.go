@@ -11,6 +11,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/internal/rollback"
+	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
 // CreateContainer prepares the container's root from its image and has
@@ -34,6 +35,8 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	name := containerName(config.Metadata, pod.Config.Metadata)
 	log := klog.LoggerWithValues(klog.FromContext(ctx), "container", id)
 	ctx = klog.NewContext(ctx, log)
+	ctx, call := tracing.StartCall(ctx, tracer, "CreateContainer")
+	defer func() { call.End(log, "Container create phases", retErr) }()
 	if err := s.ctrNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("container %q: %w", name, err)
 	}
@@ -51,11 +54,16 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 		}
 	}()
 
-	img, err := s.opts.Images.Status(ctx, config.Image.Image)
+	phaseCtx, span := tracer.Start(ctx, "image_status")
+	img, err := s.opts.Images.Status(phaseCtx, config.Image.Image)
+	span.End()
 	if err != nil {
 		return nil, fmt.Errorf("image of container %q: %w", name, err)
 	}
-	rootfs, err := s.opts.Images.Mount(ctx, id, img.ID, "")
+	// The container's root: an overlay of the image's layers.
+	phaseCtx, span = tracer.Start(ctx, "rootfs_mount")
+	rootfs, err := s.opts.Images.Mount(phaseCtx, id, img.ID, "")
+	span.End()
 	if err != nil {
 		return nil, fmt.Errorf("root of container %q: %w", name, err)
 	}
@@ -83,7 +91,10 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
 		rec.LogPath = filepath.Join(dir, config.LogPath)
 	}
-	if err := s.containers.Add(id, rec); err != nil {
+	_, span = tracer.Start(ctx, "record_save")
+	err = s.containers.Add(id, rec)
+	span.End()
+	if err != nil {
 		return nil, err
 	}
 	s.crashPoint(crashContainerRecord)

@@ -100,7 +100,9 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(ctx, c.PodID, c.ID, proc.Token)
+	attachCtx, span := tracer.Start(ctx, "output_attach")
+	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(attachCtx, c.PodID, c.ID, proc.Token)
+	span.End()
 	if err != nil {
 		kill(proc)
 		return 0, err
@@ -131,12 +133,16 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	go copyOut(writerOrNil(errw), stderr)
 	drained := make(chan struct{})
 	go func() { copies.Wait(); close(drained) }()
-	code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, proc.Token)
+	waitCtx, span := tracer.Start(ctx, "exec_wait")
+	code, err := s.opts.Sandboxes.WaitProcess(waitCtx, c.PodID, c.ID, proc.Token)
+	span.End()
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.
 		kill(proc)
 		return 0, err
 	}
+	_, span = tracer.Start(ctx, "output_drain")
+	defer span.End()
 	select {
 	case <-drained:
 	case <-time.After(execDrainTimeout):

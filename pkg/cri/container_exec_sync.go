@@ -9,6 +9,8 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
 // maxExecSyncOutput caps each output stream of ExecSync, as kubelet's
@@ -17,13 +19,16 @@ const maxExecSyncOutput = 16 << 20
 
 // ExecSync runs a command in the container and returns its output and
 // exit code; past the timeout the command is killed.
-func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (*runtime.ExecSyncResponse, error) {
+func (s *Service) ExecSync(ctx context.Context, req *runtime.ExecSyncRequest) (_ *runtime.ExecSyncResponse, retErr error) {
 	if len(req.Cmd) == 0 {
 		return nil, invalidArgument("exec needs a command")
 	}
 	if err := s.checkRunning(req.GetContainerId()); err != nil {
 		return nil, err
 	}
+	log := klog.FromContext(ctx)
+	ctx, call := tracing.StartCall(ctx, tracer, "ExecSync")
+	defer func() { call.End(log, "ExecSync phases", retErr) }()
 	if req.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(req.Timeout)*time.Second)

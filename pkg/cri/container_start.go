@@ -7,15 +7,21 @@ import (
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
 // StartContainer starts the container's process in the guest and starts
 // forwarding its output to its log.
-func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (*runtime.StartContainerResponse, error) {
+func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContainerRequest) (_ *runtime.StartContainerResponse, retErr error) {
+	log := klog.FromContext(ctx)
+	ctx, call := tracing.StartCall(ctx, tracer, "StartContainer")
+	defer func() { call.End(log, "Container start phases", retErr) }()
 	c, err := s.containers.Get(req.GetContainerId())
 	if err != nil {
 		return nil, err
 	}
+	log = klog.LoggerWithValues(log, "pod", c.PodID)
 	cio, err := newContainerIO(c)
 	if err != nil {
 		return nil, fmt.Errorf("log of container %q: %w", c.ID, err)
@@ -23,6 +29,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	// RUNNING before the process runs, so that an exit recorded at once
 	// finds it so, and with its monitor registered in the same update:
 	// of two concurrent starts, one makes the change, the other fails.
+	_, span := tracer.Start(ctx, "record_save")
 	c, err = s.containers.Update(c.ID, func(r *containerRecord) error {
 		if r.State != runtime.ContainerState_CONTAINER_CREATED {
 			return failedPrecondition("container %q is %s, not created", r.ID, r.State)
@@ -31,6 +38,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		s.addIO(r.ID, cio)
 		return nil
 	})
+	span.End()
 	if err != nil {
 		cio.cancel()
 		if cio.log != nil {
@@ -41,7 +49,10 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	go s.monitor(c, cio)
 	// The output readers come first, so that nothing the process writes
 	// at once is lost.
-	if err := s.attachOutput(ctx, c, cio); err != nil {
+	attachCtx, span := tracer.Start(ctx, "output_attach")
+	err = s.attachOutput(attachCtx, c, cio)
+	span.End()
+	if err != nil {
 		return nil, s.failStart(ctx, c.ID, fmt.Errorf("output of container %q: %w", c.ID, err))
 	}
 	if _, err := s.opts.Sandboxes.StartContainer(ctx, c.PodID, c.ID); err != nil {
@@ -50,7 +61,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STARTED_EVENT, c, pod)
 	}
-	klog.FromContext(ctx).Info("Container started", "pod", c.PodID)
+	log.Info("Container started")
 	return &runtime.StartContainerResponse{}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/vc-cri/vc-cri/internal/rollback"
 	"github.com/vc-cri/vc-cri/pkg/cni"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
+	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
 // RunPodSandbox boots the pod's VM inside a network namespace that CNI
@@ -29,6 +30,8 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	name := podName(config.Metadata)
 	log := klog.LoggerWithValues(klog.FromContext(ctx), "pod", id)
 	ctx = klog.NewContext(ctx, log)
+	ctx, call := tracing.StartCall(ctx, tracer, "RunPodSandbox")
+	defer func() { call.End(log, "Pod sandbox phases", retErr) }()
 	if err := s.podNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
 	}
@@ -46,14 +49,19 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		}
 	}()
 
-	if err := s.writePodFiles(id, config); err != nil {
+	_, span := tracer.Start(ctx, "pod_files")
+	err := s.writePodFiles(id, config)
+	span.End()
+	if err != nil {
 		return nil, err
 	}
 	undo.Add("remove pod files", func(context.Context) error { return s.removePodDir(id) })
 	s.crashPoint(crashPodFiles)
 
 	pn := podNetworkOf(id, config)
-	result, err := s.opts.Network.Setup(ctx, pn)
+	cniCtx, span := tracer.Start(ctx, "cni")
+	result, err := s.opts.Network.Setup(cniCtx, pn)
+	span.End()
 	if err != nil {
 		return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
 	}
@@ -76,7 +84,10 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		ID: id, Name: name, Config: config, State: runtime.PodSandboxState_SANDBOX_READY,
 		CreatedAt: time.Now(), NetNSPath: result.NetnsPath, IPs: result.IPs(), Handler: req.GetRuntimeHandler(),
 	}
-	if err := s.pods.Add(id, rec); err != nil {
+	_, span = tracer.Start(ctx, "record_save")
+	err = s.pods.Add(id, rec)
+	span.End()
+	if err != nil {
 		return nil, err
 	}
 	s.crashPoint(crashPodRecord)

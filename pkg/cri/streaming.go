@@ -10,6 +10,8 @@ import (
 	"k8s.io/cri-streaming/pkg/streaming"
 	"k8s.io/cri-streaming/pkg/streaming/remotecommand"
 	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
 // streamServer serves exec, attach and port-forward streams: the CRI
@@ -53,7 +55,10 @@ type streamRuntime struct{ s *Service }
 var _ streaming.Runtime = streamRuntime{}
 
 func (r streamRuntime) Exec(ctx context.Context, containerID string, cmd []string, in io.Reader, out, errw io.WriteCloser, tty bool, resize <-chan remotecommand.TerminalSize) error {
+	ctx, call := tracing.StartCall(ctx, tracer, "Exec")
 	code, err := r.s.exec(ctx, containerID, cmd, in, out, errw, tty, resize)
+	// A command that exits non-zero is no failed exec.
+	call.End(klog.LoggerWithValues(klog.FromContext(ctx), "container", containerID), "Exec phases", err)
 	if err != nil {
 		return err
 	}
