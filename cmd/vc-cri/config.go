@@ -33,9 +33,10 @@ type Config struct {
 	// (host:port, at /metrics); empty: no metrics.
 	MetricsAddress string `toml:"metrics_address"`
 
-	VM    VMConfig    `toml:"vm"`
-	CNI   CNIConfig   `toml:"cni"`
-	Image ImageConfig `toml:"image"`
+	VM      VMConfig      `toml:"vm"`
+	CNI     CNIConfig     `toml:"cni"`
+	Image   ImageConfig   `toml:"image"`
+	Tracing TracingConfig `toml:"tracing"`
 }
 
 // VMConfig is the pod VM's configuration.
@@ -66,6 +67,15 @@ type ImageConfig struct {
 	// MaxLayerSizeMiB, when positive, is the largest a layer of a pulled
 	// image may unpack to: a guard against decompression bombs.
 	MaxLayerSizeMiB int64 `toml:"max_layer_size_mib"`
+}
+
+// TracingConfig configures the export of the daemon's traces; the phase
+// log lines need none of it (pkg/tracing).
+type TracingConfig struct {
+	// OTLPEndpoint is the URL of an OTLP/gRPC collector the spans of
+	// pod, container and exec starts are exported to: http://HOST:PORT
+	// in plaintext, https://HOST:PORT over TLS. Empty: no export.
+	OTLPEndpoint string `toml:"otlp_endpoint"`
 }
 
 // loadConfig reads path over the embedded defaults. A missing file is no

@@ -92,7 +92,7 @@ var envKeys = []string{
 	"runtime.config_file", "runtime.config_file_found",
 	"config.listen", "config.root", "config.state", "config.log_level", "config.streaming_address", "config.metrics_address",
 	"config.vm.kernel", "config.vm.image", "config.vm.accelerator", "config.vm.vcpus", "config.vm.memory_mib",
-	"config.cni.conf_dir", "config.cni.bin_dirs", "config.image.registries_conf",
+	"config.cni.conf_dir", "config.cni.bin_dirs", "config.image.registries_conf", "config.tracing.otlp_endpoint",
 	"hypervisor.path", "hypervisor.version", "hypervisor.error", "hypervisor.accelerator_configured",
 	"hypervisor.accelerator", "hypervisor.accelerator_reason", "hypervisor.kvm_device",
 	"guest.kernel.path", "guest.kernel.size", "guest.kernel.sha256", "guest.image.path", "guest.image.error",

@@ -43,6 +43,7 @@ type flags struct {
 	registriesConf   string
 	streamingAddress string
 	metricsAddress   string
+	otlpEndpoint     string
 	logLevel         int
 }
 
@@ -76,6 +77,7 @@ func newRootCommand() *cobra.Command {
 	pf.StringVar(&f.registriesConf, "registries-conf", "", "containers-registries.conf(5) file")
 	pf.StringVar(&f.streamingAddress, "streaming-address", "", "address of the exec/attach/port-forward server")
 	pf.StringVar(&f.metricsAddress, "metrics-address", "", "serve Prometheus metrics on host:port (/metrics)")
+	pf.StringVar(&f.otlpEndpoint, "otlp-endpoint", "", "export traces to this OTLP/gRPC collector, http://host:port or https://host:port")
 	pf.IntVar(&f.logLevel, "log-level", -1, "klog verbosity, 0 to 10")
 
 	root.AddCommand(&cobra.Command{
@@ -155,6 +157,7 @@ func (f *flags) load(cmd *cobra.Command) (*Config, error) {
 	set(&cfg.Image.RegistriesConf, f.registriesConf)
 	set(&cfg.StreamingAddress, f.streamingAddress)
 	set(&cfg.MetricsAddress, f.metricsAddress)
+	set(&cfg.Tracing.OTLPEndpoint, f.otlpEndpoint)
 	if len(f.cniBinDirs) > 0 {
 		cfg.CNI.BinDirs = f.cniBinDirs
 	}

@@ -34,6 +34,11 @@ func serve(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer unlock()
+	stopTracing, err := startTracing(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("tracing: %w", err)
+	}
+	defer stopTracing()
 	var m *metrics.Metrics
 	runtimeOpts := []sandbox.Option{sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes"))}
 	if cfg.MetricsAddress != "" {
