@@ -20,7 +20,9 @@
 #   and the server-side time of each CRI call and pod-start phase, from
 #   each daemon's metrics (vc_cri_operations_latency_seconds and
 #   vc_cri_pod_start_phase_seconds; containerd's grpc_server_handling_seconds
-#   and containerd_cri_*), sampled around each step.
+#   and containerd_cri_*), sampled around each step;
+#   and the median of each phase of vc-cri's calls in the sequential
+#   samples, from its phase log lines (hack/bench/phases.awk).
 #
 # Environment: BENCH_N (5), BENCH_PARALLEL (10), BENCH_IDLE_SECONDS (10,
 # idle time before PSS), BENCH_CPU_SECONDS (30), BENCH_DENSITY_ROUNDS (1:
@@ -53,6 +55,9 @@ samples_file=$VC_RESULTS/samples.txt
 mkdir -p "$(dirname "$out")"
 rm -f "$VC_DAEMON_LOG" "$PEER_LOG"
 work=$(mktemp -d /run/vcct/compare.XXXXXX)
+# vc-cri's log is marked around the sequential samples: their phase lines
+# alone are summed, not the warm-up's or the parallel pods'.
+mark="=== compare.sh sequential $$"
 
 teardown() {
 	peer_down || true
@@ -379,6 +384,7 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 others0=$(pgrep -c qemu-system || true)
 vc_log "comparing vc-cri and containerd: $N samples, $PAR pods in parallel"
 
+echo "$mark begin" >>"$VC_DAEMON_LOG"
 for ((i = 1; i <= N; i++)); do
 	read -ra rts <<<"$(order "$i")"
 	for rt in "${rts[@]}"; do podjson "$rt" "seq-$rt-$i" "$work/pod-$rt.json"; done
@@ -389,6 +395,7 @@ for ((i = 1; i <= N; i++)); do
 	for rt in "${rts[@]}"; do timed "$rt" stopp_rmp do_stopp_rmp "$rt"; done
 	vc_log "sample $i/$N: runp vc-cri $(awk '{print $NF}' <<<"${S[runp_vc]}") ms, containerd $(awk '{print $NF}' <<<"${S[runp_ctd]}") ms"
 done
+echo "$mark end" >>"$VC_DAEMON_LOG"
 
 for ((i = 1; i <= N; i++)); do
 	read -ra rts <<<"$(order "$i")"
@@ -479,6 +486,9 @@ report() {
 	echo "vc-cri's pod-start phases are vc_cri_pod_start_phase_seconds (network, sandbox); containerd's network"
 	echo "is containerd_cri_sandbox_create_network_seconds, its rest RunPodSandbox's time less that."
 	echo "The peer's pause image is the test registry's (a shell loop, not the static pause binary)."
+	echo
+	echo "## vc-cri's phases of each call in the sequential samples, from its log (ms)"
+	awk -v from="$mark begin" -v to="$mark end" -f "$here/phases.awk" "$VC_DAEMON_LOG" || echo "(no phases: cannot read $VC_DAEMON_LOG)"
 	leaks=$(peer_down >/dev/null 2>&1; peer_leaks)
 	echo "peer left behind: ${leaks:-nothing}"
 	} >"$out"

@@ -6,6 +6,8 @@
 #   stopp+rmp               crictl stopp + rmp of the pod with its container
 #   RSS/PSS per idle pod    the pod's QEMU process from /proc/PID/smaps_rollup,
 #                           after the pod sat idle for BENCH_IDLE_SECONDS
+# and the median of each phase of the calls these steps made, from the
+# daemon's phase log lines (hack/bench/phases.awk).
 #
 #   hack/bench/crictl-timing.sh [OUTPUT-FILE]   (default _output/bench/crictl-timing.txt)
 #
@@ -56,6 +58,11 @@ kib() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup" 2>/dev/nul
 
 declare -A samples
 add() { samples[$1]+="$2 "; }
+
+# The daemon's log is marked around the samples: their phase lines alone
+# are summed, not those of other calls to the same daemon.
+mark="=== crictl-timing $$"
+echo "$mark begin" >>"$VC_DAEMON_LOG"
 
 for ((i = 1; i <= N; i++)); do
 	cat >"$work/pod.json" <<EOF
@@ -120,6 +127,7 @@ EOF
 	add stopp_rmp_ms $((t1 - t0))
 	vc_log "sample $i/$N: runp $(echo "${samples[runp_ms]}" | awk '{print $NF}') ms, pss $((pss / 1024)) MiB"
 done
+echo "$mark end" >>"$VC_DAEMON_LOG"
 
 stats() { # SAMPLES: median min max
 	tr ' ' '\n' <<<"$1" | grep . | sort -n | awk '{ a[NR] = $1 } END {
@@ -134,5 +142,7 @@ stats() { # SAMPLES: median min max
 		read -r med lo hi <<<"$(stats "${samples[$k]}")"
 		printf '%-20s %10s %10s %10s   %s\n' "$k" "$med" "$lo" "$hi" "${samples[$k]}"
 	done
+	printf '\n# phases of these calls, from the daemon log %s\n' "$VC_DAEMON_LOG"
+	awk -v from="$mark begin" -v to="$mark end" -f "$here/phases.awk" "$VC_DAEMON_LOG" || echo "(no phases: cannot read $VC_DAEMON_LOG)"
 } >"$out"
 cat "$out"

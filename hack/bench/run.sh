@@ -10,7 +10,9 @@
 #      pod after a daemon restart, and each call's server-side time
 #      (its own daemon, harness bench-peer, results in _output/bench-peer/);
 #      with BENCH_SKIP_PEER=1, hack/bench/crictl-timing.sh instead: vc-cri
-#      alone, on the critest daemon.
+#      alone, on the critest daemon. Either ends with the median of each
+#      phase of vc-cri's calls (RunPodSandbox: CNI, VM start, agent...),
+#      from the daemon's phase log lines (hack/bench/phases.awk).
 # Results: _output/bench/ (summary.txt is the headline).
 #
 #   hack/bench/run.sh
