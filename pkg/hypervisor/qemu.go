@@ -37,7 +37,10 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
-	accel, reason, err := ChooseAccelerator(ctx, c.Path, c.KernelPath, c.Accelerator, c.AccelVerdictFile)
+	// A probe of KVM, when no verdict is kept, is most of a first launch.
+	accelCtx, span := startStep(ctx, "accel_choice")
+	accel, reason, err := ChooseAccelerator(accelCtx, c.Path, c.KernelPath, c.Accelerator, c.AccelVerdictFile)
+	span.End()
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,33 @@
+package hypervisor
+
+import (
+	"context"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+)
+
+// testSpans records the test binary's spans: the provider is global.
+var testSpans = func() *tracetest.SpanRecorder {
+	rec := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	return rec
+}()
+
+func TestStepsOnlyUnderACallersSpan(t *testing.T) {
+	if _, span := startStep(context.Background(), "alone"); span.IsRecording() {
+		t.Error("a step with no caller's span records a span")
+	}
+	ctx, root := otel.Tracer("test").Start(context.Background(), "caller")
+	_, span := startStep(ctx, "accel_choice")
+	span.End()
+	root.End()
+	for _, s := range testSpans.Ended() {
+		if s.Name() == "accel_choice" && s.Parent().SpanID() == root.SpanContext().SpanID() {
+			return
+		}
+	}
+	t.Errorf("no span accel_choice under the caller's among %d", len(testSpans.Ended()))
+}
