@@ -166,6 +166,9 @@ type BindOptions struct {
 	// ReadOnly makes the bind's top mount read-only (not its submounts,
 	// as a non-recursive read-only bind).
 	ReadOnly bool
+	// Recursive makes ReadOnly hold for every submount too, as a
+	// recursive read-only bind (mount_setattr with AT_RECURSIVE).
+	Recursive bool
 }
 
 // Bind bind-mounts source, with its submounts, on rel below the root,
@@ -193,7 +196,7 @@ func (r *Root) Bind(source, rel string, o BindOptions) (uint64, error) {
 		return 0, fmt.Errorf("bind %s: %w", source, err)
 	}
 	if o.ReadOnly {
-		if err := setattr(tree, unix.MOUNT_ATTR_RDONLY, false); err != nil {
+		if err := setattr(tree, unix.MOUNT_ATTR_RDONLY, o.Recursive); err != nil {
 			return 0, fmt.Errorf("bind %s: %w", source, err)
 		}
 	}

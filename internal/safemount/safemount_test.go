@@ -119,6 +119,42 @@ func TestBindDirAndFile(t *testing.T) {
 	}
 }
 
+// TestBindReadOnlySubmounts: a read-only bind leaves a submount of its
+// source writable; a recursive one closes it too.
+func TestBindReadOnlySubmounts(t *testing.T) {
+	dir, _, r := testRoot(t)
+	src := t.TempDir()
+	sub := filepath.Join(src, "tmpfs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("none", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(sub, unix.MNT_DETACH) })
+	for _, tc := range []struct {
+		rel       string
+		recursive bool
+	}{{"ro", false}, {"rro", true}} {
+		if _, err := r.Bind(src, tc.rel, BindOptions{Dir: true, ReadOnly: true, Recursive: tc.recursive}); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, tc.rel, "top"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+			t.Errorf("%s: write to the top: %v, want EROFS", tc.rel, err)
+		}
+		err := os.WriteFile(filepath.Join(dir, tc.rel, "tmpfs", "f"), nil, 0o644)
+		if tc.recursive && !errors.Is(err, unix.EROFS) {
+			t.Errorf("%s: write to the submount: %v, want EROFS", tc.rel, err)
+		}
+		if !tc.recursive && err != nil {
+			t.Errorf("%s: write to the submount: %v, want it writable", tc.rel, err)
+		}
+		if m := mountAt(t, filepath.Join(dir, tc.rel, "tmpfs")); m == nil || hasOpt(m.Options, "ro") != tc.recursive {
+			t.Errorf("%s: submount %+v", tc.rel, m)
+		}
+	}
+}
+
 func TestPathsRefused(t *testing.T) {
 	dir, outside, r := testRoot(t)
 	if err := os.Symlink(outside, filepath.Join(dir, "link")); err != nil {
