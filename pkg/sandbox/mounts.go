@@ -128,7 +128,7 @@ func (s *containerShare) shareRootfs(rootfs string) (string, error) {
 	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
 		return "", fmt.Errorf("container %q RootFs %q is not a directory: %w", s.containerID, rootfs, ErrInvalidConfig)
 	}
-	if err := s.bind(rootfs, s.rel("rootfs"), true, false); err != nil {
+	if err := s.bind(rootfs, s.rel("rootfs"), safemount.BindOptions{Dir: true}); err != nil {
 		return "", err
 	}
 	return s.guestPath("rootfs"), nil
@@ -136,25 +136,32 @@ func (s *containerShare) shareRootfs(rootfs string) (string, error) {
 
 // shareMount makes a bind mount's host source visible to the guest and
 // returns the spec mount that names it from inside the guest; "ro" in
-// its options makes it read-only.
+// its options makes it read-only, "rro" read-only with its submounts.
 func (s *containerShare) shareMount(i int, m specs.Mount) (specs.Mount, error) {
 	source := m.Source
-	readOnly := slices.Contains(m.Options, "ro")
+	recursive := slices.Contains(m.Options, "rro")
+	readOnly := recursive || slices.Contains(m.Options, "ro")
 	fi, err := os.Stat(source)
 	if err != nil {
 		return specs.Mount{}, fmt.Errorf("mount %q: source %q: %w", m.Destination, source, errors.Join(err, ErrInvalidConfig))
 	}
 	name := strconv.Itoa(i)
-	if err := s.bind(source, s.rel("mounts", name), fi.IsDir(), readOnly); err != nil {
+	if err := s.bind(source, s.rel("mounts", name), safemount.BindOptions{Dir: fi.IsDir(), ReadOnly: readOnly, Recursive: recursive}); err != nil {
 		return specs.Mount{}, err
 	}
 	options := []string{"rbind", "rprivate"}
 	// The host's bind is read-only, and the host enforces it on every
-	// write the guest makes through the shared filesystem. The guest sees
+	// write the guest makes through the shared filesystem: on the top
+	// mount only, or, recursive, on its submounts too. The guest sees
 	// the source and its submounts as one filesystem: marking it
 	// read-only there too would also close the submounts, which a
-	// non-recursive read-only mount leaves writable.
-	if readOnly && !hasSubmounts(source) {
+	// non-recursive read-only mount leaves writable; a recursive one is
+	// read-only throughout in the guest as well (runc's "rro":
+	// mount_setattr with AT_RECURSIVE).
+	switch {
+	case recursive:
+		options = append(options, "rro")
+	case readOnly && !hasSubmounts(source):
 		options = append(options, "ro")
 	}
 	return specs.Mount{Destination: m.Destination, Type: "bind", Source: s.guestPath("mounts", name), Options: options}, nil
@@ -163,13 +170,13 @@ func (s *containerShare) shareMount(i int, m specs.Mount) (specs.Mount, error) {
 // bind mounts source on rel, below the sandbox directory, nosuid and
 // nodev; the target is made without following symlinks (a file target
 // must not exist yet).
-func (s *containerShare) bind(source, rel string, dir, readOnly bool) error {
+func (s *containerShare) bind(source, rel string, o safemount.BindOptions) error {
 	root, err := openSandboxRoot(s.sandboxDir)
 	if err != nil {
 		return err
 	}
 	defer root.Close()
-	if _, err := root.Bind(source, rel, safemount.BindOptions{Dir: dir, ReadOnly: readOnly}); err != nil {
+	if _, err := root.Bind(source, rel, o); err != nil {
 		return err
 	}
 	s.mounts = append(s.mounts, filepath.Join(root.Path(), rel))

@@ -1,11 +1,16 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // TestShareLayouts: binds go to staging/ in a sandbox made with it, and
@@ -64,6 +69,65 @@ func TestShareLayouts(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(rootfs, "keep")); err != nil {
 			t.Fatalf("%s: rootfs reached through: %v", id, err)
+		}
+	}
+}
+
+// TestShareMountReadOnly: a read-only bind with a submount is read-only
+// on the host at its top only, and not marked read-only for the guest,
+// so that the submount stays writable; a recursive one ("rro") is
+// read-only on the host throughout, in staging/ and in the guest's view,
+// and "rro" for the guest too.
+func TestShareMountReadOnly(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (mounts)")
+	}
+	t.Parallel()
+	volume := t.TempDir()
+	sub := filepath.Join(volume, "tmpfs")
+	if err := os.Mkdir(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("none", sub, "tmpfs", 0, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(sub, unix.MNT_DETACH) })
+	dir := filepath.Join(t.TempDir(), "sb")
+	if err := os.MkdirAll(filepath.Join(dir, sharedName), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := setupShare(dir, "sb", nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unmountSandbox(dir) })
+	share := &containerShare{sandboxDir: dir, containerID: "c"}
+	for i, tc := range []struct {
+		opt       string
+		guestOpts []string
+		subRO     bool
+	}{
+		{"ro", []string{"rbind", "rprivate"}, false},
+		{"rro", []string{"rbind", "rprivate", "rro"}, true},
+	} {
+		m, err := share.shareMount(i, specs.Mount{Destination: "/mnt", Type: "bind", Source: volume, Options: []string{"rbind", tc.opt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m.Options, tc.guestOpts) {
+			t.Errorf("%s: guest options %v, want %v", tc.opt, m.Options, tc.guestOpts)
+		}
+		for _, base := range []string{stagingName, sharedName} {
+			top := filepath.Join(dir, base, "c", "mounts", strconv.Itoa(i))
+			if err := os.WriteFile(filepath.Join(top, "f"), nil, 0o644); !errors.Is(err, unix.EROFS) {
+				t.Errorf("%s: write to %s: %v, want EROFS", tc.opt, top, err)
+			}
+			err := os.WriteFile(filepath.Join(top, "tmpfs", "f"), nil, 0o644)
+			if tc.subRO && !errors.Is(err, unix.EROFS) {
+				t.Errorf("%s: write to the submount in %s: %v, want EROFS", tc.opt, base, err)
+			}
+			if !tc.subRO && err != nil {
+				t.Errorf("%s: write to the submount in %s: %v, want it writable", tc.opt, base, err)
+			}
 		}
 	}
 }
