@@ -11,6 +11,7 @@ import (
 
 	_ "github.com/opencontainers/cgroups/devices" // device rules for the cgroup manager
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -97,11 +98,7 @@ func createContainer(stateDir, id string, spec *specs.Spec, terminal, stdin bool
 	}
 	// The guest's cgroup tree is the agent's: host paths mean nothing here.
 	spec.Linux.CgroupsPath = filepath.Join("/containers", id)
-	config, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{
-		CgroupName:   id,
-		NoNewKeyring: true,
-		Spec:         spec,
-	})
+	config, err := libcontainerConfig(id, spec)
 	if err != nil {
 		return nil, fmt.Errorf("convert spec: %w", err)
 	}
@@ -126,6 +123,14 @@ func createContainer(stateDir, id string, spec *specs.Spec, terminal, stdin bool
 		return nil, err
 	}
 	return &container{id: id, spec: spec, lc: lc, init: p, execs: map[string]*process{}}, nil
+}
+
+// libcontainerConfig converts a container's OCI spec as runc does. Its
+// mount options are runc's too: "rro" (a recursive read-only mount) is a
+// mount_setattr of MOUNT_ATTR_RDONLY with AT_RECURSIVE after the bind,
+// which the guest's kernel (6.1) has.
+func libcontainerConfig(id string, spec *specs.Spec) (*configs.Config, error) {
+	return specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, NoNewKeyring: true, Spec: spec})
 }
 
 func (a *agent) StartContainer(_ context.Context, req *protocol.ContainerRequest) (*protocol.Empty, error) {
@@ -207,7 +212,7 @@ func (a *agent) UpdateContainer(_ context.Context, req *protocol.UpdateContainer
 	linux := *spec.Linux
 	linux.Resources = &resources
 	spec.Linux = &linux
-	updated, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: c.id, NoNewKeyring: true, Spec: &spec})
+	updated, err := libcontainerConfig(c.id, &spec)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "convert resources: %v", err)
 	}
