@@ -181,10 +181,13 @@ func upgradeSpec(c *ContainerConfig) {
 		return
 	}
 	process := c.Cmd
-	process.User, process.PrimaryGroup, process.SupplementaryGroups = "", "", nil
+	process.User, process.PrimaryGroup, process.SupplementaryGroups, process.StrictGroups = "", "", nil, false
 	g := generate.NewFromSpec(c.CustomSpec)
 	_ = applyCmd(&g, c.RootFs, process) // no user to resolve: no file read, no error
-	c.Cmd = Cmd{User: c.Cmd.User, PrimaryGroup: c.Cmd.PrimaryGroup, SupplementaryGroups: c.Cmd.SupplementaryGroups, Interactive: c.Cmd.Interactive}
+	c.Cmd = Cmd{
+		User: c.Cmd.User, PrimaryGroup: c.Cmd.PrimaryGroup, SupplementaryGroups: c.Cmd.SupplementaryGroups,
+		StrictGroups: c.Cmd.StrictGroups, Interactive: c.Cmd.Interactive,
+	}
 }
 
 // applyCmd applies what cmd sets to the spec's process.
@@ -232,38 +235,71 @@ func isZeroResources(r specs.LinuxResources) bool {
 // maxUserFile bounds the /etc/passwd and /etc/group the host reads.
 const maxUserFile = 4 << 20
 
-// execUser is a resolved user: numbers only.
-type execUser struct {
-	uid, gid uint32
-	sgids    []uint32
+// User is a resolved user: what a container's process runs as, in
+// numbers.
+type User struct {
+	UID, GID uint32
+	// Groups are the supplementary groups in force: the primary group
+	// first, then the others, each once.
+	Groups []uint32
+}
+
+// ResolveUser resolves cmd's user and groups against the root
+// filesystem rootfs, as CreateContainer does, and returns them in
+// numbers: the user (uid 0 when cmd names none, as a process without one
+// runs) and its primary group, from /etc/passwd unless given; then the
+// groups /etc/group lists the user in, unless cmd.StrictGroups; then
+// SupplementaryGroups. The primary group is always among the
+// supplementary ones, as containerd has it, so that the process's group
+// list is the whole of what it is in. A caller that must know the user
+// before CreateContainer (CRI reports it) resolves it here and hands the
+// result on with User.Set: CreateContainer then reads no file.
+func ResolveUser(rootfs string, cmd Cmd) (User, error) {
+	if cmd.User == "" {
+		cmd.User = "0"
+	}
+	u, err := resolveUser(rootfs, cmd, true)
+	if err != nil {
+		return User{}, err
+	}
+	return *u, nil
+}
+
+// Set makes cmd run as u: its user and groups in numbers, the groups
+// the whole list (StrictGroups), so that nothing is looked up again.
+func (u User) Set(cmd *Cmd) {
+	cmd.User = strconv.FormatUint(uint64(u.UID), 10)
+	cmd.PrimaryGroup = strconv.FormatUint(uint64(u.GID), 10)
+	cmd.SupplementaryGroups = nil
+	for _, g := range u.Groups {
+		cmd.SupplementaryGroups = append(cmd.SupplementaryGroups, strconv.FormatUint(uint64(g), 10))
+	}
+	cmd.StrictGroups = true
 }
 
 // freezeUser resolves the container's user and groups once, at create,
 // and keeps them as numbers: every exec reuses them, and the host never
 // reads the container's /etc/passwd again once the guest can write it.
 func freezeUser(c *ContainerConfig) error {
-	u, err := resolveUser(c.RootFs, c.Cmd)
+	u, err := resolveUser(c.RootFs, c.Cmd, true)
 	if err != nil || u == nil {
 		return err
 	}
-	c.Cmd.User = strconv.FormatUint(uint64(u.uid), 10)
-	c.Cmd.PrimaryGroup = strconv.FormatUint(uint64(u.gid), 10)
-	c.Cmd.SupplementaryGroups = nil
-	for _, g := range u.sgids {
-		c.Cmd.SupplementaryGroups = append(c.Cmd.SupplementaryGroups, strconv.FormatUint(uint64(g), 10))
-	}
+	u.Set(&c.Cmd)
 	return nil
 }
 
-// setUser applies Cmd's user and groups to the spec.
+// setUser applies Cmd's user and groups to the spec: at exec, so
+// numbers are taken as they are (see resolveUser).
 func setUser(g *generate.Generator, rootfs string, cmd Cmd) error {
-	u, err := resolveUser(rootfs, cmd)
+	u, err := resolveUser(rootfs, cmd, false)
 	if err != nil || u == nil {
 		return err
 	}
-	g.SetProcessUID(u.uid)
-	g.SetProcessGID(u.gid)
-	for _, gid := range u.sgids {
+	g.SetProcessUID(u.UID)
+	g.SetProcessGID(u.GID)
+	g.ClearProcessAdditionalGids()
+	for _, gid := range u.Groups {
 		g.AddProcessAdditionalGid(gid)
 	}
 	return nil
@@ -271,11 +307,18 @@ func setUser(g *generate.Generator, rootfs string, cmd Cmd) error {
 
 // resolveUser resolves Cmd's user and groups, names or numbers, against
 // the container's own /etc/passwd and /etc/group, as runc does; nil if
-// Cmd sets none. A user and a group both given as numbers (as
-// freezeUser leaves them) need no file. The files are read below the
-// rootfs without following symlinks, only if regular, never blocking,
-// and of at most maxUserFile bytes.
-func resolveUser(rootfs string, cmd Cmd) (*execUser, error) {
+// Cmd sets none. The groups are the primary one, the user's groups in
+// /etc/group (whatever the primary group, as Kubernetes'
+// SupplementalGroupsPolicy Merge has it; none with StrictGroups), and
+// SupplementaryGroups, each once.
+//
+// A user and groups all given as numbers need no file when the groups
+// are the whole list: with StrictGroups, or at exec (atCreate false),
+// where the numbers are the ones frozen at create (containers of an
+// earlier vc-cri have them without StrictGroups). The files are read
+// below the rootfs without following symlinks, only if regular, never
+// blocking, and of at most maxUserFile bytes.
+func resolveUser(rootfs string, cmd Cmd, atCreate bool) (*User, error) {
 	spec := cmd.User
 	if cmd.PrimaryGroup != "" {
 		spec += ":" + cmd.PrimaryGroup
@@ -283,16 +326,17 @@ func resolveUser(rootfs string, cmd Cmd) (*execUser, error) {
 	if spec == "" && len(cmd.SupplementaryGroups) == 0 {
 		return nil, nil
 	}
-	if uid, ok := number(cmd.User); ok {
+	if uid, ok := number(cmd.User); ok && (cmd.StrictGroups || !atCreate) {
 		if gid, ok := number(cmd.PrimaryGroup); ok {
-			u := &execUser{uid: uid, gid: gid}
+			u := &User{UID: uid, GID: gid}
 			all := true
 			for _, name := range cmd.SupplementaryGroups {
 				sg, ok := number(name)
 				all = all && ok
-				u.sgids = append(u.sgids, sg)
+				u.Groups = append(u.Groups, sg)
 			}
 			if all {
+				u.Groups = withPrimary(gid, u.Groups)
 				return u, nil
 			}
 		}
@@ -306,9 +350,17 @@ func resolveUser(rootfs string, cmd Cmd) (*execUser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %q: %w: %w", spec, err, ErrInvalidConfig)
 	}
-	u := &execUser{uid: uint32(eu.Uid), gid: uint32(eu.Gid)}
-	for _, gid := range eu.Sgids {
-		u.sgids = append(u.sgids, uint32(gid))
+	u := &User{UID: uint32(eu.Uid), GID: uint32(eu.Gid)}
+	if !cmd.StrictGroups {
+		// GetExecUser lists the user's groups only when no primary group
+		// is given (runc's rule); Merge wants them either way.
+		sgids := eu.Sgids
+		if cmd.PrimaryGroup != "" {
+			sgids = memberships(passwd, group, cmd.User, eu.Uid)
+		}
+		for _, gid := range sgids {
+			u.Groups = append(u.Groups, uint32(gid))
+		}
 	}
 	for _, name := range cmd.SupplementaryGroups {
 		gid, ok := number(name)
@@ -319,9 +371,42 @@ func resolveUser(rootfs string, cmd Cmd) (*execUser, error) {
 			}
 			gid = uint32(groups[0].Gid)
 		}
-		u.sgids = append(u.sgids, gid)
+		u.Groups = append(u.Groups, gid)
 	}
+	u.Groups = withPrimary(u.GID, u.Groups)
 	return u, nil
+}
+
+// memberships are the groups /etc/group lists the user in: the user
+// named name, or, for a number, the first of /etc/passwd with that uid.
+func memberships(passwd, group []byte, name string, uid int) []int {
+	if _, ok := number(name); ok || name == "" {
+		users, err := user.ParsePasswdFilter(bytes.NewReader(passwd), func(u user.User) bool { return u.Uid == uid })
+		if err != nil || len(users) == 0 {
+			return nil
+		}
+		name = users[0].Name
+	}
+	groups, err := user.ParseGroupFilter(bytes.NewReader(group), func(g user.Group) bool { return slices.Contains(g.List, name) })
+	if err != nil {
+		return nil
+	}
+	var gids []int
+	for _, g := range groups {
+		gids = append(gids, g.Gid)
+	}
+	return gids
+}
+
+// withPrimary is groups with gid first and every group once, in order.
+func withPrimary(gid uint32, groups []uint32) []uint32 {
+	out := []uint32{gid}
+	for _, g := range groups {
+		if !slices.Contains(out, g) {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 // number parses a user or group ID.

@@ -106,6 +106,12 @@ type Cmd struct {
 	PrimaryGroup        string
 	SupplementaryGroups []string
 
+	// StrictGroups (beyond the specification) gives the process only
+	// its primary group and SupplementaryGroups: not the groups the
+	// rootfs's /etc/group lists the user in, which it gets otherwise
+	// (Kubernetes' SupplementalGroupsPolicy Strict and Merge).
+	StrictGroups bool
+
 	Interactive     bool
 	Console         string
 	Detach          bool

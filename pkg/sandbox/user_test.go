@@ -30,18 +30,72 @@ func userRootfs(t *testing.T) string {
 
 func TestResolveUser(t *testing.T) {
 	root := userRootfs(t)
-	u, err := resolveUser(root, Cmd{User: "web", SupplementaryGroups: []string{"other", "42"}})
+	u, err := resolveUser(root, Cmd{User: "web", SupplementaryGroups: []string{"other", "42"}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if u.uid != 1000 || u.gid != 1001 || !slices.Equal(u.sgids, []uint32{2000, 3000, 42}) {
+	if u.UID != 1000 || u.GID != 1001 || !slices.Equal(u.Groups, []uint32{1001, 2000, 3000, 42}) {
 		t.Fatalf("resolved %+v", u)
 	}
-	if u, err := resolveUser(root, Cmd{}); u != nil || err != nil {
+	if u, err := resolveUser(root, Cmd{}, true); u != nil || err != nil {
 		t.Fatalf("no user: %+v %v", u, err)
 	}
-	if _, err := resolveUser(root, Cmd{User: "nobody-here"}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := resolveUser(root, Cmd{User: "nobody-here"}, true); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+// TestSupplementalGroupsPolicy: Merge (the default) adds the groups
+// /etc/group lists the user in, named or numbered, whatever its primary
+// group; Strict only the primary group and the ones asked for. The
+// primary group is always among the supplementary ones.
+func TestSupplementalGroupsPolicy(t *testing.T) {
+	root := userRootfs(t)
+	for _, tc := range []struct {
+		name string
+		cmd  Cmd
+		want User
+	}{
+		{"merge by name", Cmd{User: "web", SupplementaryGroups: []string{"42"}}, User{1000, 1001, []uint32{1001, 2000, 42}}},
+		{"merge by uid", Cmd{User: "1000", SupplementaryGroups: []string{"42"}}, User{1000, 1001, []uint32{1001, 2000, 42}}},
+		{"merge with a primary group", Cmd{User: "1000", PrimaryGroup: "3000", SupplementaryGroups: []string{"42"}}, User{1000, 3000, []uint32{3000, 2000, 42}}},
+		{"merge with a named primary group", Cmd{User: "web", PrimaryGroup: "other"}, User{1000, 3000, []uint32{3000, 2000}}},
+		{"merge, once each", Cmd{User: "web", SupplementaryGroups: []string{"2000", "1001"}}, User{1000, 1001, []uint32{1001, 2000}}},
+		{"strict by uid", Cmd{User: "1000", SupplementaryGroups: []string{"42"}, StrictGroups: true}, User{1000, 1001, []uint32{1001, 42}}},
+		{"strict by name", Cmd{User: "web", StrictGroups: true}, User{1000, 1001, []uint32{1001}}},
+		{"strict, all numbers", Cmd{User: "1000", PrimaryGroup: "7", SupplementaryGroups: []string{"42"}, StrictGroups: true}, User{1000, 7, []uint32{7, 42}}},
+		{"strict, a named group", Cmd{User: "web", SupplementaryGroups: []string{"other"}, StrictGroups: true}, User{1000, 1001, []uint32{1001, 3000}}},
+		{"a uid without an entry", Cmd{User: "4242"}, User{4242, 0, []uint32{0}}},
+		{"no user: root", Cmd{}, User{0, 0, []uint32{0}}},
+	} {
+		u, err := ResolveUser(root, tc.cmd)
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if u.UID != tc.want.UID || u.GID != tc.want.GID || !slices.Equal(u.Groups, tc.want.Groups) {
+			t.Errorf("%s: %+v, want %+v", tc.name, u, tc.want)
+		}
+		// Set hands the numbers on: resolved again, they are the same,
+		// and no file is read.
+		cmd := tc.cmd
+		u.Set(&cmd)
+		again, err := resolveUser(t.TempDir()+"/none", cmd, true)
+		if err != nil || again.UID != u.UID || again.GID != u.GID || !slices.Equal(again.Groups, u.Groups) {
+			t.Errorf("%s: set %+v, resolved again %+v, %v", tc.name, cmd, again, err)
+		}
+	}
+	// Strict needs /etc/passwd still for a user's primary group, but not
+	// /etc/group: a user with a primary group of its own resolves with none.
+	noGroup := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(noGroup, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(noGroup, "etc", "passwd"), []byte("web:x:1000:1001::/:/bin/sh\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if u, err := ResolveUser(noGroup, Cmd{User: "web", SupplementaryGroups: []string{"5"}, StrictGroups: true}); err != nil || !slices.Equal(u.Groups, []uint32{1001, 5}) {
+		t.Fatalf("strict without /etc/group: %+v %v", u, err)
 	}
 }
 
@@ -54,7 +108,7 @@ func TestFreezeUser(t *testing.T) {
 	if err := freezeUser(c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Cmd.User != "1000" || c.Cmd.PrimaryGroup != "1001" || !slices.Equal(c.Cmd.SupplementaryGroups, []string{"2000", "3000"}) {
+	if c.Cmd.User != "1000" || c.Cmd.PrimaryGroup != "1001" || !slices.Equal(c.Cmd.SupplementaryGroups, []string{"1001", "2000", "3000"}) || !c.Cmd.StrictGroups {
 		t.Fatalf("frozen %+v", c.Cmd)
 	}
 	passwd := filepath.Join(root, "etc", "passwd")
@@ -74,7 +128,7 @@ func TestFreezeUser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.User.UID != 1000 || p.User.GID != 1001 || !slices.Equal(p.User.AdditionalGids, []uint32{2000, 3000}) {
+	if p.User.UID != 1000 || p.User.GID != 1001 || !slices.Equal(p.User.AdditionalGids, []uint32{1001, 2000, 3000}) {
 		t.Fatalf("exec user %+v", p.User)
 	}
 	// An exec naming a user reads the files again: refused, at once.
