@@ -339,13 +339,24 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 		if m.ContainerPath == "" || m.HostPath == "" {
 			return nil, invalidArgument("mount %q to %q: both paths are needed", m.HostPath, m.ContainerPath)
 		}
+		// As containerd: a recursive read-only mount is read-only, and
+		// private, as a mount propagated later into it could not be
+		// made read-only.
+		if m.RecursiveReadOnly {
+			if !m.Readonly {
+				return nil, invalidArgument("mount %q: recursive read-only needs read-only", m.ContainerPath)
+			}
+			if p := m.Propagation; p != runtime.MountPropagation_PROPAGATION_PRIVATE {
+				return nil, invalidArgument("mount %q: recursive read-only needs private propagation, not %s", m.ContainerPath, p)
+			}
+		}
 		// A missing host path becomes a directory, as containerd does.
 		if _, err := os.Stat(m.HostPath); os.IsNotExist(err) {
 			if err := os.MkdirAll(m.HostPath, 0o755); err != nil {
 				return nil, fmt.Errorf("create host path %q: %w", m.HostPath, err)
 			}
 		}
-		mounts = append(mounts, bindMount(m.HostPath, m.ContainerPath, m.Readonly))
+		mounts = append(mounts, bindMount(m.HostPath, m.ContainerPath, m.Readonly, m.RecursiveReadOnly))
 		taken[filepath.Clean(m.ContainerPath)] = true
 	}
 	for _, name := range []string{"hostname", "hosts", "resolv.conf"} {
@@ -353,14 +364,19 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 		if taken[dest] {
 			continue
 		}
-		mounts = append(mounts, bindMount(filepath.Join(s.podDir(pod.ID), name), dest, config.GetLinux().GetSecurityContext().GetReadonlyRootfs()))
+		mounts = append(mounts, bindMount(filepath.Join(s.podDir(pod.ID), name), dest, config.GetLinux().GetSecurityContext().GetReadonlyRootfs(), false))
 	}
 	return mounts, nil
 }
 
-func bindMount(source, dest string, readOnly bool) specs.Mount {
+// bindMount is a bind of source on dest: read-only ("ro"), or read-only
+// with its submounts too ("rro", runc's mount_setattr with AT_RECURSIVE).
+func bindMount(source, dest string, readOnly, recursive bool) specs.Mount {
 	opts := []string{"rbind"}
-	if readOnly {
+	switch {
+	case readOnly && recursive:
+		opts = append(opts, "rro")
+	case readOnly:
 		opts = append(opts, "ro")
 	}
 	return specs.Mount{Destination: dest, Type: "bind", Source: source, Options: opts}

@@ -1,10 +1,14 @@
 package cri
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"google.golang.org/grpc/codes"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
@@ -69,6 +73,59 @@ func TestContainerConfigSpec(t *testing.T) {
 	}
 	if a := cfg.CustomSpec.Annotations; a["note"] != "x" || a["io.kubernetes.cri.sandbox-id"] != "p1" {
 		t.Errorf("annotations %v", a)
+	}
+}
+
+// TestRecursiveReadOnlyMounts: a recursive read-only mount is "rro" in
+// the spec; it must be read-only and private, as containerd has it,
+// else InvalidArgument before anything is made.
+func TestRecursiveReadOnlyMounts(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestService(t, t.TempDir())
+	mountOpts := func(m *runtime.Mount) ([]string, error) {
+		cc := containerConfig("app")
+		cc.Mounts = []*runtime.Mount{m}
+		cfg, err := s.containerConfig("c1", t.TempDir(), podRecord{ID: "p1"}, cc, &imgspecv1.ImageConfig{Cmd: []string{"sh"}})
+		if err != nil {
+			return nil, err
+		}
+		for _, sm := range cfg.CustomSpec.Mounts {
+			if sm.Destination == "/mnt" {
+				return sm.Options, nil
+			}
+		}
+		return nil, fmt.Errorf("no mount on /mnt in %+v", cfg.CustomSpec.Mounts)
+	}
+	for _, tc := range []struct {
+		readOnly, recursive bool
+		want                []string
+	}{
+		{false, false, []string{"rbind"}},
+		{true, false, []string{"rbind", "ro"}},
+		{true, true, []string{"rbind", "rro"}},
+	} {
+		opts, err := mountOpts(&runtime.Mount{HostPath: t.TempDir(), ContainerPath: "/mnt", Readonly: tc.readOnly, RecursiveReadOnly: tc.recursive})
+		if err != nil || !slices.Equal(opts, tc.want) {
+			t.Errorf("read-only %v, recursive %v: options %v, %v; want %v", tc.readOnly, tc.recursive, opts, err, tc.want)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "missing")
+	for name, m := range map[string]*runtime.Mount{
+		"not read-only": {HostPath: missing, ContainerPath: "/mnt", RecursiveReadOnly: true},
+		"host to container": {
+			HostPath: missing, ContainerPath: "/mnt", Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtime.MountPropagation_PROPAGATION_HOST_TO_CONTAINER,
+		},
+		"bidirectional": {
+			HostPath: missing, ContainerPath: "/mnt", Readonly: true, RecursiveReadOnly: true,
+			Propagation: runtime.MountPropagation_PROPAGATION_BIDIRECTIONAL,
+		},
+	} {
+		_, err := mountOpts(m)
+		wantCode(t, "recursive read-only, "+name, err, codes.InvalidArgument)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("a refused mount's host path was made: %v", err)
 	}
 }
 
