@@ -86,7 +86,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 
 	rec := containerRecord{
 		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
-		State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(),
+		User: linuxUser(cfg.Cmd), State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(),
 	}
 	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
 		rec.LogPath = filepath.Join(dir, config.LogPath)

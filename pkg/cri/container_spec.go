@@ -32,9 +32,11 @@ var defaultCapabilities = []string{
 // package is the one builder of the container's OCI spec, its
 // CustomSpec: the process from the config over the image's defaults, the
 // security context, and the mounts, with host paths as their sources.
-// The sandbox layer only maps the root and the mount sources into the
-// guest, resolves Cmd's user and groups against the rootfs (names, so
-// only Cmd carries them), and applies Resources as the guest can.
+// The user and groups are resolved here, against the rootfs, by the
+// sandbox layer's rules and the SupplementalGroupsPolicy, and handed on
+// in numbers: ContainerStatus reports them. The sandbox layer only maps
+// the root and the mount sources into the guest and applies Resources
+// as the guest can.
 func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runtime.ContainerConfig, img *imgspecv1.ImageConfig) (sandbox.ContainerConfig, error) {
 	spec, err := sandbox.DefaultSpec()
 	if err != nil {
@@ -53,7 +55,9 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 	spec.Process.Capabilities = capabilities(sc)
 	spec.Process.NoNewPrivileges = sc.GetNoNewPrivs()
 	cmd := sandbox.Cmd{Interactive: config.Stdin}
-	setUser(&cmd, sc, img)
+	if err := setUser(&cmd, rootfs, sc, img); err != nil {
+		return sandbox.ContainerConfig{}, fmt.Errorf("container %q: %w", config.Metadata.Name, err)
+	}
 
 	if sc.GetPrivileged() {
 		spec.Linux.MaskedPaths, spec.Linux.ReadonlyPaths = nil, nil
@@ -202,8 +206,11 @@ func setProcess(spec *specs.Spec, config *runtime.ContainerConfig, img *imgspecv
 }
 
 // setUser takes the user and groups from the security context, or the
-// image's USER; names are resolved against the container's /etc/passwd.
-func setUser(cmd *sandbox.Cmd, sc *runtime.LinuxContainerSecurityContext, img *imgspecv1.ImageConfig) {
+// image's USER, and resolves them against the container's /etc/passwd
+// and /etc/group: the groups /etc/group lists the user in are added to
+// the supplemental groups asked for, unless the SupplementalGroupsPolicy
+// is Strict. cmd then holds the numbers, the whole list of groups.
+func setUser(cmd *sandbox.Cmd, rootfs string, sc *runtime.LinuxContainerSecurityContext, img *imgspecv1.ImageConfig) error {
 	user, group, _ := strings.Cut(img.User, ":")
 	switch {
 	case sc.GetRunAsUser() != nil:
@@ -218,6 +225,19 @@ func setUser(cmd *sandbox.Cmd, sc *runtime.LinuxContainerSecurityContext, img *i
 	for _, g := range sc.GetSupplementalGroups() {
 		cmd.SupplementaryGroups = append(cmd.SupplementaryGroups, strconv.FormatInt(g, 10))
 	}
+	switch p := sc.GetSupplementalGroupsPolicy(); p {
+	case runtime.SupplementalGroupsPolicy_Merge:
+	case runtime.SupplementalGroupsPolicy_Strict:
+		cmd.StrictGroups = true
+	default:
+		return invalidArgument("unknown supplemental groups policy %s", p)
+	}
+	u, err := sandbox.ResolveUser(rootfs, *cmd)
+	if err != nil {
+		return err
+	}
+	u.Set(cmd)
+	return nil
 }
 
 // capabilities applies the security context's additions and drops to the

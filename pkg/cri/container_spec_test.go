@@ -9,13 +9,14 @@ import (
 
 	imgspecv1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // TestContainerConfigSpec: this package builds the whole spec; the
-// sandbox's Cmd carries only the user and groups to resolve, and stdin.
+// sandbox's Cmd carries only the user and groups, resolved, and stdin.
 func TestContainerConfigSpec(t *testing.T) {
 	t.Parallel()
 	s, _ := newTestService(t, t.TempDir())
@@ -30,12 +31,12 @@ func TestContainerConfigSpec(t *testing.T) {
 		Seccomp:      &runtime.SecurityProfile{ProfileType: runtime.SecurityProfile_RuntimeDefault},
 	}}
 	img := &imgspecv1.ImageConfig{Entrypoint: []string{"/entry"}, Env: []string{"HOME=/home/web"}, WorkingDir: "/srv"}
-	cfg, err := s.containerConfig("c1", "/rootfs", podRecord{ID: "p1"}, cc, img)
+	cfg, err := s.containerConfig("c1", userRootfs(t), podRecord{ID: "p1"}, cc, img)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sandbox.Cmd{User: "web", SupplementaryGroups: []string{"42"}, Interactive: true}
-	if !slices.Equal(cfg.Cmd.SupplementaryGroups, want.SupplementaryGroups) || cfg.Cmd.User != want.User || cfg.Cmd.PrimaryGroup != "" ||
+	want := sandbox.Cmd{User: "1000", PrimaryGroup: "1001", SupplementaryGroups: []string{"1001", "2000", "42"}, StrictGroups: true, Interactive: true}
+	if !slices.Equal(cfg.Cmd.SupplementaryGroups, want.SupplementaryGroups) || cfg.Cmd.User != want.User || cfg.Cmd.PrimaryGroup != want.PrimaryGroup || !cfg.Cmd.StrictGroups ||
 		!cfg.Cmd.Interactive || len(cfg.Cmd.Args)+len(cfg.Cmd.Envs) != 0 || cfg.Cmd.WorkDir != "" || cfg.Cmd.Console != "" ||
 		cfg.Cmd.NoNewPrivileges || len(cfg.Cmd.Capabilities.Bounding) != 0 || len(cfg.Mounts) != 0 {
 		t.Fatalf("Cmd %+v, Mounts %+v: want only %+v", cfg.Cmd, cfg.Mounts, want)
@@ -73,6 +74,77 @@ func TestContainerConfigSpec(t *testing.T) {
 	}
 	if a := cfg.CustomSpec.Annotations; a["note"] != "x" || a["io.kubernetes.cri.sandbox-id"] != "p1" {
 		t.Errorf("annotations %v", a)
+	}
+}
+
+// userRootfs is a container root with an /etc/passwd and an /etc/group:
+// web (1000, group 1001) is also in extra (2000), and in nothing else.
+func userRootfs(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range map[string]string{
+		"passwd": "root:x:0:0::/root:/bin/sh\nweb:x:1000:1001::/home/web:/bin/sh\n",
+		"group":  "root:x:0:\nweb:x:1001:\nextra:x:2000:web\nother:x:3000:\n",
+	} {
+		if err := os.WriteFile(filepath.Join(root, "etc", name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// TestContainerUser: the user and groups are resolved against the
+// container's root at create, with the SupplementalGroupsPolicy: Merge
+// (the default) adds the groups /etc/group lists the user in, Strict
+// does not; the primary group is among the supplementary ones either way.
+func TestContainerUser(t *testing.T) {
+	t.Parallel()
+	s, _ := newTestService(t, t.TempDir())
+	root := userRootfs(t)
+	for _, tc := range []struct {
+		name string
+		sc   *runtime.LinuxContainerSecurityContext
+		img  string
+		want *runtime.LinuxContainerUser
+	}{
+		{"no user: root", nil, "", &runtime.LinuxContainerUser{Uid: 0, Gid: 0, SupplementalGroups: []int64{0}}},
+		{"the image's user", nil, "web", &runtime.LinuxContainerUser{Uid: 1000, Gid: 1001, SupplementalGroups: []int64{1001, 2000}}},
+		{"the image's user and group", nil, "web:3000", &runtime.LinuxContainerUser{Uid: 1000, Gid: 3000, SupplementalGroups: []int64{3000, 2000}}},
+		{"merge", &runtime.LinuxContainerSecurityContext{RunAsUser: &runtime.Int64Value{Value: 1000}, SupplementalGroups: []int64{1234}},
+			"", &runtime.LinuxContainerUser{Uid: 1000, Gid: 1001, SupplementalGroups: []int64{1001, 2000, 1234}}},
+		{"merge with a group", &runtime.LinuxContainerSecurityContext{
+			RunAsUser: &runtime.Int64Value{Value: 1000}, RunAsGroup: &runtime.Int64Value{Value: 3000}, SupplementalGroups: []int64{4000},
+		}, "", &runtime.LinuxContainerUser{Uid: 1000, Gid: 3000, SupplementalGroups: []int64{3000, 2000, 4000}}},
+		{"strict", &runtime.LinuxContainerSecurityContext{
+			RunAsUser: &runtime.Int64Value{Value: 1000}, SupplementalGroups: []int64{1234},
+			SupplementalGroupsPolicy: runtime.SupplementalGroupsPolicy_Strict,
+		}, "", &runtime.LinuxContainerUser{Uid: 1000, Gid: 1001, SupplementalGroups: []int64{1001, 1234}}},
+		{"strict by name", &runtime.LinuxContainerSecurityContext{
+			RunAsUsername: "web", SupplementalGroupsPolicy: runtime.SupplementalGroupsPolicy_Strict,
+		}, "", &runtime.LinuxContainerUser{Uid: 1000, Gid: 1001, SupplementalGroups: []int64{1001}}},
+	} {
+		cc := containerConfig("app")
+		cc.Linux = &runtime.LinuxContainerConfig{SecurityContext: tc.sc}
+		cfg, err := s.containerConfig("c1", root, podRecord{ID: "p1"}, cc, &imgspecv1.ImageConfig{User: tc.img, Cmd: []string{"sh"}})
+		if err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if got := linuxUser(cfg.Cmd); !proto.Equal(got, tc.want) {
+			t.Errorf("%s: user %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	for name, sc := range map[string]*runtime.LinuxContainerSecurityContext{
+		"an unknown user":   {RunAsUsername: "nobody-here"},
+		"an unknown policy": {SupplementalGroupsPolicy: 7},
+	} {
+		cc := containerConfig("app")
+		cc.Linux = &runtime.LinuxContainerConfig{SecurityContext: sc}
+		_, err := s.containerConfig("c1", root, podRecord{ID: "p1"}, cc, &imgspecv1.ImageConfig{Cmd: []string{"sh"}})
+		wantCode(t, name, err, codes.InvalidArgument)
 	}
 }
 

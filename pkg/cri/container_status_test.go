@@ -2,10 +2,14 @@ package cri
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 func TestContainerStatus(t *testing.T) {
@@ -16,7 +20,11 @@ func TestContainerStatus(t *testing.T) {
 	cc := containerConfig("app")
 	cc.Annotations = map[string]string{"a": "b"}
 	cc.Mounts = []*runtime.Mount{{ContainerPath: "/data", HostPath: t.TempDir()}}
-	cc.Linux = &runtime.LinuxContainerConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20}}
+	cc.Linux = &runtime.LinuxContainerConfig{
+		Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 64 << 20},
+		// The fake image's root has no /etc/passwd: uid 1000 has group 0.
+		SecurityContext: &runtime.LinuxContainerSecurityContext{RunAsUser: &runtime.Int64Value{Value: 1000}, SupplementalGroups: []int64{1234}},
+	}
 	id := createdContainer(t, s, pod, cc)
 
 	resp, err := s.ContainerStatus(ctx, &runtime.ContainerStatusRequest{ContainerId: id, Verbose: true})
@@ -31,6 +39,20 @@ func TestContainerStatus(t *testing.T) {
 	}
 	if resp.Info["sandboxID"] != pod {
 		t.Fatalf("verbose info %v, want sandboxID %s", resp.Info, pod)
+	}
+	// The user in force: resolved at create, as the sandbox got it.
+	wantUser := &runtime.LinuxContainerUser{Uid: 1000, Gid: 0, SupplementalGroups: []int64{0, 1234}}
+	if got := st.GetUser().GetLinux(); !proto.Equal(got, wantUser) {
+		t.Fatalf("user %v, want %v", got, wantUser)
+	}
+	var cmd sandbox.Cmd
+	f.inspect(pod, id, func(c *fakeContainer) { cmd = c.cfg.Cmd })
+	if cmd.User != "1000" || cmd.PrimaryGroup != "0" || !slices.Equal(cmd.SupplementaryGroups, []string{"0", "1234"}) || !cmd.StrictGroups {
+		t.Fatalf("the sandbox's Cmd %+v", cmd)
+	}
+	// A record of an earlier vc-cri has no user: reported empty.
+	if u := s.containerStatus(containerRecord{ID: "old", Config: cc}).GetUser(); u.GetLinux() == nil || u.GetLinux().Uid != 0 || len(u.GetLinux().SupplementalGroups) != 0 {
+		t.Fatalf("user of a record without one: %v", u)
 	}
 
 	// The OOM killer's exit: its reason.

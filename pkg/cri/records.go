@@ -37,6 +37,10 @@ type containerRecord struct {
 	ExitCode   int32
 	Reason     string
 	Message    string
+
+	// User is the user and groups resolved at create, in force in every
+	// process of the container; nil in a record of an earlier vc-cri.
+	User *runtime.LinuxContainerUser
 }
 
 // The reasons ContainerStatus gives for an exited container.
