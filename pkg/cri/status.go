@@ -8,7 +8,11 @@ import (
 )
 
 // Status reports RuntimeReady when the guest image and hypervisor are
-// there to boot pods, and NetworkReady when CNI can set their network up.
+// there to boot pods, and NetworkReady when CNI can set their network up;
+// and what vc-cri supports beyond the CRI's baseline: for every handler,
+// recursive read-only mounts (runc's "rro" in the guest, and the host's
+// bind read-only with its submounts); for the runtime, the
+// SupplementalGroupsPolicy (Strict as well as Merge).
 func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
 	runtimeCond := &runtime.RuntimeCondition{Type: runtime.RuntimeReady, Status: true}
 	if err := s.runtimeReady(); err != nil {
@@ -19,16 +23,20 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		networkCond.Status, networkCond.Reason, networkCond.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	resp := &runtime.StatusResponse{
-		Status: &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeCond, networkCond}},
-		RuntimeHandlers: []*runtime.RuntimeHandler{
-			{Name: "", Features: &runtime.RuntimeHandlerFeatures{}},
-			{Name: RuntimeHandler, Features: &runtime.RuntimeHandlerFeatures{}},
-		},
+		Status:          &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeCond, networkCond}},
+		RuntimeHandlers: []*runtime.RuntimeHandler{{Name: "", Features: handlerFeatures()}, {Name: RuntimeHandler, Features: handlerFeatures()}},
+		Features:        &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
 	}
 	if req.Verbose {
 		resp.Info = map[string]string{"hypervisor": string(s.opts.Sandbox.HypervisorType)}
 	}
 	return resp, nil
+}
+
+// handlerFeatures are what each runtime handler supports: the same for
+// both names of the one handler. User namespaces are not advertised.
+func handlerFeatures() *runtime.RuntimeHandlerFeatures {
+	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
 }
 
 func (s *Service) runtimeReady() error {

@@ -50,6 +50,17 @@ func TestStatus(t *testing.T) {
 			if resp.Info["hypervisor"] == "" || len(resp.RuntimeHandlers) != 2 || resp.RuntimeHandlers[1].Name != RuntimeHandler {
 				t.Fatalf("info %v, handlers %v", resp.Info, resp.RuntimeHandlers)
 			}
+			// The features critest and kubelet look for: recursive
+			// read-only mounts on every handler, no user namespaces; the
+			// SupplementalGroupsPolicy for the runtime.
+			for _, h := range resp.RuntimeHandlers {
+				if f := h.GetFeatures(); !f.GetRecursiveReadOnlyMounts() || f.GetUserNamespaces() {
+					t.Fatalf("handler %q features %v", h.Name, f)
+				}
+			}
+			if !resp.GetFeatures().GetSupplementalGroupsPolicy() {
+				t.Fatalf("runtime features %v", resp.Features)
+			}
 		})
 	}
 }
