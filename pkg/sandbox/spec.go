@@ -20,7 +20,8 @@ import (
 // is the container's process, security and mounts; or, without one,
 // seedSpec, from the specification's fields. Over either, this package
 // does only what the VM dictates, each in one place: freezeUser and
-// setUser resolve Cmd's user and groups against the rootfs, once;
+// setUser resolve Cmd's user and groups against the rootfs, once (or the
+// caller does, with ResolveUser, and hands on the numbers);
 // containerSpec maps the root and the bind mounts' host sources into the
 // shared directory and sets the resources the guest can apply
 // (guestResources, at create and update); the agent sets the cgroup
@@ -246,9 +247,10 @@ type User struct {
 
 // ResolveUser resolves cmd's user and groups against the root
 // filesystem rootfs, as CreateContainer does, and returns them in
-// numbers: the user (uid 0 when cmd names none, as a process without one
-// runs) and its primary group, from /etc/passwd unless given; then the
-// groups /etc/group lists the user in, unless cmd.StrictGroups; then
+// numbers: the user (uid 0 when cmd names none, where CreateContainer
+// would leave the spec's 0:0 with no supplementary groups) and its
+// primary group, from /etc/passwd unless given; then the groups
+// /etc/group lists the user in, unless cmd.StrictGroups; then
 // SupplementaryGroups. The primary group is always among the
 // supplementary ones, as containerd has it, so that the process's group
 // list is the whole of what it is in. A caller that must know the user
