@@ -12,8 +12,10 @@ const (
 	// statsDeadline bounds each pod's answer to a list of stats: one
 	// slow or silent guest leaves only its own pod out of the answer.
 	statsDeadline = 2 * time.Second
-	// statsParallelism bounds the guests asked at once.
-	statsParallelism = 16
+	// statsParallelism bounds the guests asked at once. Each asker only
+	// waits: with enough of them, a call that asks every guest takes one
+	// statsDeadline at worst, not one per round of askers.
+	statsParallelism = 64
 	// statsMaxAge is the oldest answer a list of stats gives from its
 	// cache: kubelet asks every 10 s. Each answer carries the time it was
 	// taken, from which kubelet computes its rates.
