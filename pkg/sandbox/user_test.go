@@ -9,21 +9,16 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/vc-cri/vc-cri/hack/testimages"
 )
 
+// userRootfs is a container root with testimages.UserRoot's users.
 func userRootfs(t *testing.T) string {
 	t.Helper()
 	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+	if err := testimages.UserRoot(root); err != nil {
 		t.Fatal(err)
-	}
-	for name, data := range map[string]string{
-		"passwd": "root:x:0:0::/root:/bin/sh\nweb:x:1000:1001::/home/web:/bin/sh\n",
-		"group":  "root:x:0:\nweb:x:1001:\nextra:x:2000:web\nother:x:3000:\n",
-	} {
-		if err := os.WriteFile(filepath.Join(root, "etc", name), []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
 	}
 	return root
 }
