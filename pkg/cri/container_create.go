@@ -69,6 +69,16 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	}
 	undo.Add("remove container root", func(ctx context.Context) error { return s.opts.Images.RemoveRootfs(ctx, id) })
 	s.crashPoint(crashContainerRootfs)
+	volumes := imageVolumeIDs(id, config)
+	if len(volumes) > 0 {
+		if _, err := s.intents.Update(id, func(in *intentRecord) error { in.ImageVolumes = volumes; return nil }); err != nil {
+			return nil, err
+		}
+		undo.Add("remove image volumes", func(ctx context.Context) error { return s.removeImageVolumes(ctx, volumes) })
+		if err := s.mountImageVolumes(ctx, volumes, config); err != nil {
+			return nil, err
+		}
+	}
 
 	imgConfig := img.Config.Config
 	cfg, err := s.containerConfig(id, rootfs, pod, config, &imgConfig)
@@ -86,7 +96,7 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 
 	rec := containerRecord{
 		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
-		User: linuxUser(cfg.Cmd), State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(),
+		User: linuxUser(cfg.Cmd), State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(), ImageVolumes: volumes,
 	}
 	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
 		rec.LogPath = filepath.Join(dir, config.LogPath)

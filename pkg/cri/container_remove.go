@@ -38,6 +38,9 @@ func (s *Service) removeContainer(ctx context.Context, c containerRecord) error 
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {
 		return fmt.Errorf("remove root of container %q: %w", c.ID, err)
 	}
+	if err := s.removeImageVolumes(ctx, c.ImageVolumes); err != nil {
+		return err
+	}
 	if err := s.containers.Delete(c.ID); err != nil {
 		return err
 	}

@@ -353,8 +353,9 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 	var mounts []specs.Mount
 	taken := map[string]bool{}
 	for _, m := range config.Mounts {
-		if m.GetImage().GetImage() != "" {
-			return nil, notImplemented("image volumes are not supported by vc-cri yet (mount %q)", m.ContainerPath)
+		image := m.GetImage().GetImage() != ""
+		if image && m.HostPath == "" {
+			return nil, fmt.Errorf("image volume %q is not mounted", m.ContainerPath)
 		}
 		if m.ContainerPath == "" || m.HostPath == "" {
 			return nil, invalidArgument("mount %q to %q: both paths are needed", m.HostPath, m.ContainerPath)
@@ -371,7 +372,7 @@ func (s *Service) containerMounts(pod podRecord, config *runtime.ContainerConfig
 			}
 		}
 		// A missing host path becomes a directory, as containerd does.
-		if _, err := os.Stat(m.HostPath); os.IsNotExist(err) {
+		if _, err := os.Stat(m.HostPath); !image && os.IsNotExist(err) {
 			if err := os.MkdirAll(m.HostPath, 0o755); err != nil {
 				return nil, fmt.Errorf("create host path %q: %w", m.HostPath, err)
 			}

@@ -134,6 +134,9 @@ func (s *Service) undoIntent(ctx context.Context, in intentRecord) error {
 		if _, err := s.opts.Sandboxes.DeleteContainer(ctx, in.PodID, in.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 			return err
 		}
+		if err := s.removeImageVolumes(ctx, in.ImageVolumes); err != nil {
+			return err
+		}
 		return s.opts.Images.RemoveRootfs(ctx, in.ID)
 	}
 	return fmt.Errorf("intent of unknown kind %q", in.Kind)

@@ -37,6 +37,8 @@ type containerRecord struct {
 	ExitCode   int32
 	Reason     string
 	Message    string
+	// ImageVolumes are the image store's containers of its image volumes.
+	ImageVolumes []string
 
 	// User is the user and groups resolved at create, in force in every
 	// process of the container; nil in a record of an earlier vc-cri.
@@ -67,6 +69,9 @@ type intentRecord struct {
 	ID    string
 	PodID string // a container's pod
 	At    time.Time
+	// ImageVolumes are a container's image volumes in the image store,
+	// written before they are mounted.
+	ImageVolumes []string
 }
 
 type intentKind string

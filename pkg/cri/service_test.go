@@ -38,9 +38,13 @@ func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error)
 	}, nil
 }
 
+// Mount gives each root an /etc/passwd, as an image has.
 func (f *fakeImages) Mount(_ context.Context, id, _, _ string) (string, error) {
 	root := filepath.Join(f.dir, id)
-	return root, os.MkdirAll(root, 0o755)
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		return "", err
+	}
+	return root, os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0::/root:/bin/sh\n"), 0o644)
 }
 
 func (f *fakeImages) Root() string { return f.dir }
