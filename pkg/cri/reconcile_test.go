@@ -82,13 +82,16 @@ func TestCrashLeavesNothing(t *testing.T) {
 			s.Close()
 			reached := make(chan struct{})
 			s = n.service(t, step, reached)
-			go s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, Config: containerConfig("c"), SandboxConfig: podConfig("crash")})
+			// With an image volume: a second root in the image store.
+			cc := containerConfig("c")
+			cc.Mounts = []*runtime.Mount{{ContainerPath: "/iv", Readonly: true, Image: &runtime.ImageSpec{Image: fakeImage}}}
+			go s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod.PodSandboxId, Config: cc, SandboxConfig: podConfig("crash")})
 			<-reached
 			n.restart(t)
 			containers := n.sbs.containersOf(pod.PodSandboxId)
 			roots, _ := os.ReadDir(n.imgs.dir)
 			if step == crashContainerRecord {
-				if len(containers) != 1 || len(roots) != 1 {
+				if len(containers) != 1 || len(roots) != 2 {
 					t.Fatalf("after a crash once recorded: guest containers %v, roots %d", containers, len(roots))
 				}
 				return
