@@ -25,16 +25,16 @@ func TestImageVolumes(t *testing.T) {
 		entries, _ := os.ReadDir(imgs.dir)
 		return len(entries)
 	}
-	volume := func(sub string, readOnly bool) *runtime.ContainerConfig {
-		cc := containerConfig("iv")
+	volume := func(name, sub string, readOnly bool) *runtime.ContainerConfig {
+		cc := containerConfig(name)
 		cc.Mounts = []*runtime.Mount{{ContainerPath: "/mnt/iv", Readonly: readOnly, Image: &runtime.ImageSpec{Image: fakeImage}, ImageSubPath: sub}}
 		return cc
 	}
 
 	for name, cc := range map[string]*runtime.ContainerConfig{
-		"writable":         volume("", false),
-		"missing subpath":  volume("not-existing", true),
-		"subpath escaping": volume("../../..", true),
+		"writable":         volume("writable", "", false),
+		"missing subpath":  volume("missing", "not-existing", true),
+		"subpath escaping": volume("escaping", "../../..", true),
 	} {
 		_, err := s.CreateContainer(ctx, &runtime.CreateContainerRequest{PodSandboxId: pod, Config: cc})
 		if name == "subpath escaping" {
@@ -56,7 +56,7 @@ func TestImageVolumes(t *testing.T) {
 		t.Fatalf("%d roots left after the refusals", n)
 	}
 
-	id := createdContainer(t, s, pod, volume("etc", true))
+	id := createdContainer(t, s, pod, volume("iv", "etc", true))
 	if n := roots(); n != 2 {
 		t.Fatalf("%d roots, want the container's and its volume's", n)
 	}

@@ -119,24 +119,65 @@ func newContainerIO(c containerRecord) (*containerIO, error) {
 // attachOutput opens the container's streams in its guest and starts
 // copying its output; the outputs end with the process, or when the
 // monitor finishes. The streams live as long as the monitor: ctx, the
-// caller's, bounds only the wait for them to open.
+// caller's, bounds only the wait for them to open. Streams lost with the
+// agent's link while the process runs (a session the guest dropped) are
+// opened again.
 func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *containerIO) error {
-	type streams struct {
-		stdin          io.WriteCloser
-		stdout, stderr io.ReadCloser
-		err            error
+	st, err := s.openOutput(ctx, c, cio)
+	if err != nil {
+		close(cio.outputDone)
+		return err
 	}
-	opened := make(chan streams, 1)
 	go func() {
-		var st streams
-		st.stdin, st.stdout, st.stderr, st.err = s.opts.Sandboxes.IOStream(cio.ctx, c.PodID, c.ID, c.ID)
-		opened <- st
+		defer close(cio.outputDone)
+		for s.copyOutput(c, cio, st) {
+			klog.InfoS("Container output lost with the agent's link; attaching again", "pod", c.PodID, "container", c.ID)
+			for {
+				select {
+				case <-cio.ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				ctx, cancel := context.WithTimeout(cio.ctx, reattachTimeout)
+				st, err = s.openOutput(ctx, c, cio)
+				cancel()
+				if err == nil {
+					break
+				}
+				klog.V(2).InfoS("Cannot attach to the container's output yet", "pod", c.PodID, "container", c.ID, "err", err)
+			}
+		}
 	}()
-	var st streams
+	return nil
+}
+
+// reattachTimeout bounds each attempt to open lost output streams again.
+const reattachTimeout = 30 * time.Second
+
+// outputStreams are a container's streams in its guest.
+type outputStreams struct {
+	stdin          io.WriteCloser
+	stdout, stderr io.ReadCloser
+}
+
+// openOutput opens the container's streams, which live until the monitor
+// finishes, waiting for them until ctx ends; it hands stdin to attach.
+func (s *Service) openOutput(ctx context.Context, c containerRecord, cio *containerIO) (outputStreams, error) {
+	type opening struct {
+		outputStreams
+		err error
+	}
+	opened := make(chan opening, 1)
+	go func() {
+		var o opening
+		o.stdin, o.stdout, o.stderr, o.err = s.opts.Sandboxes.IOStream(cio.ctx, c.PodID, c.ID, c.ID)
+		opened <- o
+	}()
+	var o opening
 	select {
-	case st = <-opened:
+	case o = <-opened:
 	case <-ctx.Done():
-		st.err = ctx.Err()
+		o.err = ctx.Err()
 		// Streams that open late are closed: nobody reads them.
 		go func() {
 			if late := <-opened; late.err == nil {
@@ -146,21 +187,27 @@ func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *cont
 			}
 		}()
 	}
-	if st.err != nil {
-		close(cio.outputDone)
-		return st.err
+	if o.err != nil {
+		return outputStreams{}, o.err
 	}
-	stdin, stdout, stderr := st.stdin, st.stdout, st.stderr
 	if c.Config.Stdin {
 		cio.mu.Lock()
-		cio.stdin = stdin
+		cio.stdin = o.stdin
 		cio.mu.Unlock()
 	}
+	return o.outputStreams, nil
+}
+
+// copyOutput copies the container's output to its log and to attached
+// clients until both streams end; it tells whether one was lost (ended
+// by an error while the monitor runs) rather than ended with the process.
+func (s *Service) copyOutput(c containerRecord, cio *containerIO, st outputStreams) (lost bool) {
 	var copies sync.WaitGroup
+	var mu sync.Mutex
 	for _, out := range []struct {
 		r      io.Reader
 		stream string
-	}{{stdout, crilog.Stdout}, {stderr, crilog.Stderr}} {
+	}{{st.stdout, crilog.Stdout}, {st.stderr, crilog.Stderr}} {
 		copies.Add(1)
 		go func() {
 			defer copies.Done()
@@ -172,11 +219,14 @@ func (s *Service) attachOutput(ctx context.Context, c containerRecord, cio *cont
 			}
 			if err := crilog.Copy(w, r, out.stream); err != nil && !errors.Is(err, context.Canceled) && cio.ctx.Err() == nil {
 				klog.V(2).InfoS("Container output ended", "container", c.ID, "stream", out.stream, "err", err)
+				mu.Lock()
+				lost = true
+				mu.Unlock()
 			}
 		}()
 	}
-	go func() { copies.Wait(); close(cio.outputDone) }()
-	return nil
+	copies.Wait()
+	return lost && cio.ctx.Err() == nil
 }
 
 // outputDrainTimeout bounds the wait for the output of a process that

@@ -108,3 +108,26 @@ func TestConcurrentStartContainer(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputReattached: output streams lost with the agent's link while
+// the container runs are opened again, and its output goes on to its log.
+func TestOutputReattached(t *testing.T) {
+	t.Parallel()
+	s, f := newFakeService(t)
+	pod, id, path := loggedContainer(t, s)
+	f.write(pod, id, 0, "before\n")
+	eventually(t, "first line logged", func() bool {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), " stdout F before")
+	})
+	f.dropStreams(pod, id)
+	// Written while no stream is open: the fake keeps it for the next.
+	f.write(pod, id, 0, "after\n")
+	eventually(t, "output logged after the streams were lost", func() bool {
+		b, _ := os.ReadFile(path)
+		return strings.Contains(string(b), " stdout F after")
+	})
+	if st := containerState(t, s, id); st.State != runtime.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("container %v after its streams were lost", st.State)
+	}
+}

@@ -76,6 +76,7 @@ type fakeProc struct {
 	ignoreTERM bool
 	stdin      bytes.Buffer
 	winsize    [2]uint32
+	readers    []*fakeOutput // the output streams open on it
 }
 
 // fault is what an injected fault does: fail with err, or hang until the
@@ -552,7 +553,26 @@ func (f *fakeSandboxes) IOStream(ctx context.Context, podID, id, token string) (
 	out := func(i int) *fakeOutput {
 		return &fakeOutput{ctx: ctx, data: p.out[i], exited: p.exited, closed: make(chan struct{})}
 	}
-	return fakeStdin{f, p}, out(0), out(1), nil
+	stdout, stderr := out(0), out(1)
+	f.mu.Lock()
+	p.readers = append(p.readers, stdout, stderr)
+	f.mu.Unlock()
+	return fakeStdin{f, p}, stdout, stderr, nil
+}
+
+// dropStreams ends the streams open on a container's process with an
+// error, as a session the guest drops does.
+func (f *fakeSandboxes) dropStreams(podID, ctrID string) {
+	p, err := f.proc(podID, ctrID, ctrID)
+	if err != nil {
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range p.readers {
+		r.Close()
+	}
+	p.readers = nil
 }
 
 // fakeOutput reads what a process writes until it exited, the IOStream
