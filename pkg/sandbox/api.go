@@ -2,9 +2,11 @@ package sandbox
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
 )
@@ -106,8 +108,11 @@ func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 // StatusSandbox reports the sandbox and its containers.
 func (r *Runtime) StatusSandbox(ctx context.Context, sandboxID string) (SandboxStatus, error) {
 	var st SandboxStatus
+	if checkID("sandbox", sandboxID) == nil {
+		r.refreshExits(ctx, sandboxID)
+	}
 	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
-		st = sandboxStatus(ctx, ls)
+		st = sandboxStatus(ls)
 		return nil
 	})
 	return st, err
@@ -166,9 +171,47 @@ func (r *Runtime) StartContainer(ctx context.Context, sandboxID, containerID str
 }
 
 // StopContainer kills every process of the container and records how
-// its init ended.
+// its init ended. The kill and the wait for its report (up to
+// stopContainerTimeout) are made without the sandbox's lock: the pod's
+// other containers are not held up meanwhile.
 func (r *Runtime) StopContainer(ctx context.Context, sandboxID, containerID string) (VCContainer, error) {
-	return r.containerOp(ctx, sandboxID, containerID, stopContainer)
+	ag, err := r.containerAgent(ctx, sandboxID, containerID, func(_ *lockedSandbox, cs *containerState) error {
+		return checkTransition(containerTransitions, "container", containerID, cs.State.State, StateStopped)
+	})
+	if err != nil {
+		return nil, err
+	}
+	exit := killContainer(ctx, ag, sandboxID, containerID)
+	var c *Container
+	err = r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+		// Recorded meanwhile (a WaitProcess, a status): that stands.
+		if cs.State.State != StateStopped {
+			recordExit(cs, exit)
+		}
+		c = newContainer(ls.snapshot(), cs)
+		return ls.save(ctx)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// containerAgent runs check on the container under its sandbox's lock
+// and returns the sandbox's agent, for a call made once the lock is
+// released: the lock is not held across a round trip to the guest that
+// may last.
+func (r *Runtime) containerAgent(ctx context.Context, sandboxID, containerID string, check func(*lockedSandbox, *containerState) error) (Agent, error) {
+	var ag Agent
+	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+		if err := check(ls, cs); err != nil {
+			return err
+		}
+		var err error
+		ag, err = ls.agent(ctx)
+		return err
+	})
+	return ag, err
 }
 
 func (r *Runtime) containerOp(ctx context.Context, sandboxID, containerID string, op func(context.Context, *lockedSandbox, *containerState) error) (VCContainer, error) {
@@ -195,15 +238,38 @@ func (r *Runtime) EnterContainer(ctx context.Context, sandboxID, containerID str
 		c *Container
 		p *Process
 	)
-	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
-		var err error
-		p, err = enterContainer(ctx, ls, cs, cmd)
-		c = newContainer(ls.snapshot(), cs)
-		return err
+	var (
+		oci   []byte
+		vmPid int
+	)
+	ag, err := r.containerAgent(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+		if cs.State.State != StateRunning {
+			return fmt.Errorf("container %s is %s, not running: %w", containerID, cs.State.State, ErrInvalidState)
+		}
+		proc, err := execProcess(&cs.Config, cmd)
+		if err != nil {
+			return fmt.Errorf("exec in container %q: %w", containerID, err)
+		}
+		if oci, err = json.Marshal(proc); err != nil {
+			return err
+		}
+		c, vmPid = newContainer(ls.snapshot(), cs), ls.VMPid
+		return nil
 	})
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	// Without the sandbox's lock: execs in one pod start side by side.
+	token := newID()[:32]
+	guestCtx, span := startPhase(ctx, "exec_start")
+	_, err = ag.ExecProcess(guestCtx, &protocol.ExecProcessRequest{
+		ContainerId: containerID, ExecId: token, OciProcess: oci, Stdin: cmd.Interactive,
+	})
+	endPhase(span, err)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("exec in container %q: %w", containerID, err)
+	}
+	p = &Process{Token: token, Pid: vmPid, StartTime: time.Now()}
 	return c.sandbox, c, p, nil
 }
 
@@ -211,8 +277,8 @@ func (r *Runtime) EnterContainer(ctx context.Context, sandboxID, containerID str
 // it has exited.
 func (r *Runtime) StatusContainer(ctx context.Context, sandboxID, containerID string) (ContainerStatus, error) {
 	var st ContainerStatus
+	r.refreshExits(ctx, sandboxID)
 	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
-		refreshContainers(ctx, ls)
 		st = containerStatus(ls.sandboxState, cs)
 		return nil
 	})
@@ -222,36 +288,33 @@ func (r *Runtime) StatusContainer(ctx context.Context, sandboxID, containerID st
 // KillContainer sends a signal to the container's init, or with all to
 // every process of the container.
 func (r *Runtime) KillContainer(ctx context.Context, sandboxID, containerID string, signal syscall.Signal, all bool) error {
-	return r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	ag, err := r.containerAgent(ctx, sandboxID, containerID, func(_ *lockedSandbox, cs *containerState) error {
 		if s := cs.State.State; s != StateRunning && s != StateReady {
 			return fmt.Errorf("container %s is %s: %w", containerID, s, ErrInvalidState)
 		}
-		ag, err := ls.agent(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: containerID, Signal: uint32(signal), All: all})
-		return err
+		return nil
 	})
+	if err != nil {
+		return err
+	}
+	_, err = ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: containerID, Signal: uint32(signal), All: all})
+	return err
 }
 
 // ProcessListContainer lists the processes of a running container.
 func (r *Runtime) ProcessListContainer(ctx context.Context, sandboxID, containerID string, options ProcessListOptions) (ProcessList, error) {
-	var list ProcessList
-	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, cs *containerState) error {
+	ag, err := r.containerAgent(ctx, sandboxID, containerID, func(_ *lockedSandbox, cs *containerState) error {
 		if cs.State.State != StateRunning {
 			return fmt.Errorf("container %s is %s, not running: %w", containerID, cs.State.State, ErrInvalidState)
 		}
-		ag, err := ls.agent(ctx)
-		if err != nil {
-			return err
-		}
-		resp, err := ag.ListProcesses(ctx, &protocol.ListProcessesRequest{ContainerId: containerID, Format: options.Format})
-		if err != nil {
-			return err
-		}
-		list, err = guestProcessList(options.Format, resp.GetProcessList())
-		return err
+		return nil
 	})
-	return list, err
+	if err != nil {
+		return nil, err
+	}
+	resp, err := ag.ListProcesses(ctx, &protocol.ListProcessesRequest{ContainerId: containerID, Format: options.Format})
+	if err != nil {
+		return nil, err
+	}
+	return guestProcessList(options.Format, resp.GetProcessList())
 }

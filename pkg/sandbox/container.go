@@ -144,37 +144,32 @@ func startContainer(ctx context.Context, ls *lockedSandbox, c *containerState) e
 // stopContainerTimeout bounds the wait for a killed container to exit.
 const stopContainerTimeout = 10 * time.Second
 
-func stopContainer(ctx context.Context, ls *lockedSandbox, c *containerState) error {
-	if err := checkTransition(containerTransitions, "container", c.Config.ID, c.State.State, StateStopped); err != nil {
-		return err
-	}
-	ag, err := ls.agent(ctx)
-	if err != nil {
-		return err
-	}
-	stopContainerProcesses(ctx, ag, ls, c)
-	return ls.save(ctx)
+// stopContainerProcesses kills every process of the container and records
+// how its init ended, under the sandbox's lock: for a container that is
+// deleted, or a sandbox that stops.
+func stopContainerProcesses(ctx context.Context, ag Agent, ls *lockedSandbox, c *containerState) {
+	recordExit(c, killContainer(ctx, ag, ls.Config.ID, c.Config.ID))
 }
 
-// stopContainerProcesses kills every process of the container and records
-// how its init ended.
-func stopContainerProcesses(ctx context.Context, ag Agent, ls *lockedSandbox, c *containerState) {
-	id := c.Config.ID
+// killContainer kills every process of the container and waits, for
+// stopContainerTimeout at most, for the guest's report of how its init
+// ended; without one, it was killed.
+func killContainer(ctx context.Context, ag Agent, sandboxID, id string) *protocol.WaitProcessResponse {
 	if _, err := ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: id, Signal: uint32(unix.SIGKILL), All: true}); err != nil {
-		klog.V(2).InfoS("Cannot kill container processes", "sandbox", ls.Config.ID, "container", id, "err", err)
+		klog.V(2).InfoS("Cannot kill container processes", "sandbox", sandboxID, "container", id, "err", err)
 	}
 	// A created, never started init is not in the container's cgroup yet.
 	if _, err := ag.SignalProcess(ctx, &protocol.SignalProcessRequest{ContainerId: id, Signal: uint32(unix.SIGKILL)}); err != nil {
-		klog.V(2).InfoS("Cannot kill container init", "sandbox", ls.Config.ID, "container", id, "err", err)
+		klog.V(2).InfoS("Cannot kill container init", "sandbox", sandboxID, "container", id, "err", err)
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, stopContainerTimeout)
 	defer cancel()
 	exit, err := ag.WaitProcess(waitCtx, &protocol.ProcessRequest{ContainerId: id})
 	if err != nil {
-		klog.ErrorS(err, "Container did not report its exit", "sandbox", ls.Config.ID, "container", id)
+		klog.ErrorS(err, "Container did not report its exit", "sandbox", sandboxID, "container", id)
 		exit = &protocol.WaitProcessResponse{ExitCode: exitcode.Killed, ExitedAtUnixNano: time.Now().UnixNano()}
 	}
-	recordExit(c, exit)
+	return exit
 }
 
 // recordExit records the guest's report of a container's end. The report
@@ -222,33 +217,54 @@ func deleteContainer(ctx context.Context, ls *lockedSandbox, c *containerState) 
 	return ls.save(ctx)
 }
 
-// refreshContainers asks the agent, without waiting, whether running
-// containers have exited, and records those that have.
-func refreshContainers(ctx context.Context, ls *lockedSandbox) {
-	if ls.State.State != StateRunning {
-		return
-	}
-	ag, err := ls.agent(ctx)
+// refreshExits asks the agent, without waiting, whether the sandbox's
+// running containers have exited, and records those that have. The
+// sandbox's lock is held only to find what to ask and to record the
+// answers, never across the questions.
+func (r *Runtime) refreshExits(ctx context.Context, sandboxID string) {
+	var (
+		ag      Agent
+		running []string
+	)
+	err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
+		if ls.State.State != StateRunning {
+			return nil
+		}
+		for _, c := range ls.Containers {
+			if c.State.State == StateRunning {
+				running = append(running, c.Config.ID)
+			}
+		}
+		if len(running) == 0 {
+			return nil
+		}
+		var err error
+		ag, err = ls.agent(ctx)
+		return err
+	})
 	if err != nil {
-		klog.ErrorS(err, "Cannot reach agent for container states", "sandbox", ls.Config.ID)
+		klog.ErrorS(err, "Cannot reach agent for container states", "sandbox", sandboxID)
 		return
 	}
-	changed := false
-	for _, c := range ls.Containers {
-		if c.State.State != StateRunning {
-			continue
+	exits := map[string]*protocol.WaitProcessResponse{}
+	for _, id := range running {
+		st, err := ag.ProcessStatus(ctx, &protocol.ProcessRequest{ContainerId: id})
+		if err == nil && st.GetExited() {
+			exits[id] = st.Exit
 		}
-		st, err := ag.ProcessStatus(ctx, &protocol.ProcessRequest{ContainerId: c.Config.ID})
-		if err != nil || !st.GetExited() {
-			continue
-		}
-		recordExit(c, st.Exit)
-		changed = true
 	}
-	if changed {
-		if err := ls.save(ctx); err != nil {
-			klog.ErrorS(err, "Cannot save container states", "sandbox", ls.Config.ID)
+	if len(exits) == 0 {
+		return
+	}
+	if err := r.withSandbox(ctx, sandboxID, func(ls *lockedSandbox) error {
+		for id, exit := range exits {
+			if c, err := ls.container(id); err == nil && c.State.State == StateRunning {
+				recordExit(c, exit)
+			}
 		}
+		return ls.save(ctx)
+	}); err != nil {
+		klog.ErrorS(err, "Cannot save container states", "sandbox", sandboxID)
 	}
 }
 

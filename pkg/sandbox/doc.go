@@ -38,9 +38,17 @@
 // Every call holds the sandbox's lock while it reads, changes and saves
 // the sandbox: calls on one sandbox are serialised across goroutines and
 // processes, and a call holds one sandbox's lock at a time (ListSandbox
-// takes them in turn). IOStream, WaitProcess, SignalProcess,
-// WinsizeProcess, StatsContainer and PortForward hold it only to find
-// the agent: a stream or a wait lasts as long as the process.
+// takes them in turn). It is held across a round trip to the guest only
+// where the guest's answer changes what is saved in the same step:
+// creating, starting and deleting a container, and a sandbox's own
+// lifecycle, each bounded by its call's deadline. The rest take it only
+// to check the state and find the agent, then ask the guest without it
+// (IOStream, WaitProcess, SignalProcess, WinsizeProcess, StatsContainer,
+// PortForward, EnterContainer, KillContainer, ProcessListContainer), or
+// take it again to record the answer (StopContainer, whose wait for the
+// killed container's exit lasts up to 10 s, and the statuses, which ask
+// whether running containers have exited): an exec or a status in a pod
+// never waits behind another container's stop.
 //
 // The lock is in two halves, taken in this order and given back in the
 // other: the Runtime's in-process lock of the sandbox ID, then an flock
@@ -51,8 +59,9 @@
 // names), and the holder goes on undisturbed. A free lock is taken
 // whatever the context. The functions of the facade, Sandbox's
 // SetAnnotations (the interface gives it no context) and RunSandbox's
-// deletion of a sandbox it failed to start wait as long as it takes. The in-process lock is a channel with room for
-// one, waited on with select; the flock is tried without blocking, again
+// deletion of a sandbox it failed to start wait as long as it takes.
+// The in-process lock is a channel with room for one, waited on with
+// select; the flock is tried without blocking, again
 // every few milliseconds. The Runtime keeps an in-process lock only while
 // a call holds it or waits for it; the mutex of that map is held only to
 // look a lock up or drop it, never while waiting for one.
@@ -60,8 +69,7 @@
 // A Runtime caches this process's VM handles and agent links, each
 // cache behind a mutex of its own, taken only under a sandbox's lock.
 // The order is: the in-process lock, the flock, then the VM cache's
-// mutex, held while
-// attaching to a VM; the agent cache's mutex is held only to read or
+// mutex, held while attaching to a VM; the agent cache's mutex is held only to read or
 // change its map, never across a dial, which waits for the guest to
 // boot. The sandbox's lock is what keeps two dials of one sandbox apart.
 // Neither mutex is ever held while taking a sandbox's lock or the other

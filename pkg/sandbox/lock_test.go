@@ -10,6 +10,10 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
 // waitBound is how long past its deadline a waiter may take to give up:
@@ -225,5 +229,65 @@ func TestLeftoverTempState(t *testing.T) {
 	}
 	if _, err := os.Stat(r.sandboxDir("crashed")); !os.IsNotExist(err) {
 		t.Fatalf("the sandbox's directory is still there: %v", err)
+	}
+}
+
+// slowKillAgent is the noop agent, whose guest takes until release to
+// report a killed container's exit.
+type slowKillAgent struct {
+	*noopAgent
+	waiting chan struct{} // closed when a WaitProcess of a container's init starts
+	release chan struct{}
+	once    sync.Once
+}
+
+func (a *slowKillAgent) WaitProcess(ctx context.Context, req *protocol.ProcessRequest, opts ...grpc.CallOption) (*protocol.WaitProcessResponse, error) {
+	if req.ExecId == "" {
+		a.once.Do(func() { close(a.waiting) })
+		select {
+		case <-a.release:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return a.noopAgent.WaitProcess(ctx, req, opts...)
+}
+
+type slowKillDialer struct{ agent *slowKillAgent }
+
+func (d slowKillDialer) Dial(context.Context, hypervisor.VM) (Agent, error) { return d.agent, nil }
+
+// TestStopDoesNotHoldTheSandbox: while a container's stop waits for its
+// guest to report the exit, the pod's other calls (an exec in another
+// container, a status) go on: the sandbox's lock is not held across the
+// wait.
+func TestStopDoesNotHoldTheSandbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	ag := &slowKillAgent{noopAgent: newNoopAgent(), waiting: make(chan struct{}), release: make(chan struct{})}
+	r := testRuntime(t, WithAgentDialer(NoopAgentType, slowKillDialer{ag}))
+	if _, err := r.RunSandbox(ctx, mockConfig("pod", testContainer(t, "stopping"), testContainer(t, "busy"))); err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan error, 1)
+	go func() {
+		_, err := r.StopContainer(ctx, "pod", "stopping")
+		stopped <- err
+	}()
+	<-ag.waiting
+	callCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if _, _, _, err := r.EnterContainer(callCtx, "pod", "busy", Cmd{Args: []string{"true"}}); err != nil {
+		t.Fatalf("exec in another container while one stops: %v", err)
+	}
+	if _, err := r.StatusSandbox(callCtx, "pod"); err != nil {
+		t.Fatalf("status while a container stops: %v", err)
+	}
+	close(ag.release)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if st, err := r.StatusContainer(ctx, "pod", "stopping"); err != nil || st.State.State != StateStopped {
+		t.Fatalf("the stopped container: %v, %v", st.State, err)
 	}
 }

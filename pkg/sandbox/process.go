@@ -20,45 +20,14 @@ import (
 // WinsizeProcess). A process is named by its Token: the container ID
 // for the container's own process, EnterContainer's token for an exec.
 
-func enterContainer(ctx context.Context, ls *lockedSandbox, cs *containerState, cmd Cmd) (*Process, error) {
-	if cs.State.State != StateRunning {
-		return nil, fmt.Errorf("container %s is %s, not running: %w", cs.Config.ID, cs.State.State, ErrInvalidState)
-	}
-	proc, err := execProcess(&cs.Config, cmd)
-	if err != nil {
-		return nil, fmt.Errorf("exec in container %q: %w", cs.Config.ID, err)
-	}
-	b, err := json.Marshal(proc)
-	if err != nil {
-		return nil, err
-	}
-	ag, err := ls.agent(ctx)
-	if err != nil {
-		return nil, err
-	}
-	token := newID()[:32]
-	guestCtx, span := startPhase(ctx, "exec_start")
-	_, err = ag.ExecProcess(guestCtx, &protocol.ExecProcessRequest{
-		ContainerId: cs.Config.ID, ExecId: token, OciProcess: b, Stdin: cmd.Interactive,
-	})
-	endPhase(span, err)
-	if err != nil {
-		return nil, fmt.Errorf("exec in container %q: %w", cs.Config.ID, err)
-	}
-	return &Process{Token: token, Pid: ls.VMPid, StartTime: time.Now()}, nil
-}
-
 // processAgent finds the agent of a container's process, without keeping
 // the sandbox locked: streams and waits last as long as the process.
 func (r *Runtime) processAgent(ctx context.Context, sandboxID, containerID, token string) (Agent, string, error) {
-	var ag Agent
-	err := r.withContainer(ctx, sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
+	ag, err := r.containerAgent(ctx, sandboxID, containerID, func(ls *lockedSandbox, _ *containerState) error {
 		if ls.State.State == StateStopped {
 			return fmt.Errorf("sandbox %s is stopped: %w", sandboxID, ErrInvalidState)
 		}
-		var err error
-		ag, err = ls.agent(ctx)
-		return err
+		return nil
 	})
 	return ag, execID(containerID, token), err
 }

@@ -412,10 +412,8 @@ func setVMRunning(ctx context.Context, ls *lockedSandbox, to StateString) error 
 	return ls.save(ctx)
 }
 
-// sandboxStatus reports the sandbox and its containers, after asking the agent
-// which running containers have exited.
-func sandboxStatus(ctx context.Context, ls *lockedSandbox) SandboxStatus {
-	refreshContainers(ctx, ls)
+// sandboxStatus reports the sandbox and its containers as recorded.
+func sandboxStatus(ls *lockedSandbox) SandboxStatus {
 	st := SandboxStatus{
 		ID:               ls.Config.ID,
 		State:            ls.State,
