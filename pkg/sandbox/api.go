@@ -86,6 +86,8 @@ func (r *Runtime) RunSandbox(ctx context.Context, sandboxConfig SandboxConfig) (
 // their locks in turn. Sandboxes deleted while it runs, or whose state
 // cannot be read, are left out; if ctx ends while it waits for a lock,
 // it fails with an error that wraps ctx.Err().
+// The statuses are as recorded: StatusSandbox asks the guest whether
+// running containers have exited.
 func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 	ids, err := r.sandboxIDs()
 	if err != nil {
@@ -93,7 +95,14 @@ func (r *Runtime) ListSandbox(ctx context.Context) ([]SandboxStatus, error) {
 	}
 	var list []SandboxStatus
 	for _, id := range ids {
-		st, err := r.StatusSandbox(ctx, id)
+		// As recorded: a list asks no guest, so that one that does not
+		// answer holds up nobody (the CRI service lists its sandboxes
+		// before it serves).
+		var st SandboxStatus
+		err := r.withSandbox(ctx, id, func(ls *lockedSandbox) error {
+			st = sandboxStatus(ls)
+			return nil
+		})
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return nil, err
 		}

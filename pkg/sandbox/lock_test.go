@@ -291,3 +291,35 @@ func TestStopDoesNotHoldTheSandbox(t *testing.T) {
 		t.Fatalf("the stopped container: %v, %v", st.State, err)
 	}
 }
+
+// silentAgent is the noop agent, whose guest never answers a status.
+type silentAgent struct{ *noopAgent }
+
+func (silentAgent) ProcessStatus(ctx context.Context, _ *protocol.ProcessRequest, _ ...grpc.CallOption) (*protocol.ProcessStatusResponse, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+type silentDialer struct{}
+
+func (silentDialer) Dial(context.Context, hypervisor.VM) (Agent, error) {
+	return silentAgent{newNoopAgent()}, nil
+}
+
+// TestListAsksNoGuest: ListSandbox reports what is recorded, and a guest
+// that does not answer holds it up not at all (the CRI service lists the
+// sandboxes before it serves).
+func TestListAsksNoGuest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testRuntime(t, WithAgentDialer(NoopAgentType, silentDialer{}))
+	if _, err := r.RunSandbox(ctx, mockConfig("silent", testContainer(t, "c"))); err != nil {
+		t.Fatal(err)
+	}
+	listCtx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	list, err := r.ListSandbox(listCtx)
+	if err != nil || len(list) != 1 || len(list[0].ContainersStatus) != 1 {
+		t.Fatalf("ListSandbox with a silent guest: %v, %v", list, err)
+	}
+}
