@@ -170,7 +170,10 @@ check_log_file() {
 check_stats() {
 	local out
 	out=$(crictl_ stats -o json "$1") || return 1
-	has '"workingSetBytes"' "$out" && has '"usageCoreNanoSeconds"' "$out"
+	has '"workingSetBytes"' "$out" && has '"usageCoreNanoSeconds"' "$out" || return 1
+	# The table: two samples a second apart, whose CPU times must differ.
+	out=$(crictl_ stats "$1") || return 1
+	has "${1:0:13}" "$out"
 }
 check_statsp() {
 	local out
