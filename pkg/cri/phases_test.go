@@ -2,59 +2,31 @@ package cri
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
-	"sync"
 	"testing"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/pkg/tracing"
+	"github.com/vc-cri/vc-cri/pkg/tracing/tracingtest"
 )
 
 // testSpans records every span of the test binary, under the provider
 // the daemon installs (with the phases' processor): the provider is
 // global, so it is installed once, and each test finds its own spans by
 // the trace of a root span it starts.
-var testSpans = func() *tracetest.SpanRecorder {
-	rec := tracetest.NewSpanRecorder()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(
-		sdktrace.WithSpanProcessor(tracing.NewPhaseProcessor()), sdktrace.WithSpanProcessor(rec)))
-	return rec
-}()
-
-// phaseLogs are the lines a call logged at V(2) and below, each decoded.
-type phaseLogs struct {
-	mu    sync.Mutex
-	lines []map[string]any
-}
-
-func (l *phaseLogs) logger() logr.Logger {
-	return funcr.NewJSON(func(obj string) {
-		m := map[string]any{}
-		if err := json.Unmarshal([]byte(obj), &m); err != nil {
-			panic(err)
-		}
-		l.mu.Lock()
-		l.lines = append(l.lines, m)
-		l.mu.Unlock()
-	}, funcr.Options{Verbosity: 2})
-}
+var testSpans = tracingtest.InstallRecorder(tracing.NewPhaseProcessor())
 
 // tracedCall runs fn as a traced caller would, with a logger of its own,
 // and returns the names of the spans under its root and the one line fn
 // logged with msg.
 func tracedCall(t *testing.T, msg string, fn func(ctx context.Context)) ([]string, map[string]any) {
 	t.Helper()
-	var logs phaseLogs
-	ctx, root := otel.Tracer("test").Start(klog.NewContext(context.Background(), logs.logger()), t.Name())
+	var logs tracingtest.LogLines
+	ctx, root := otel.Tracer("test").Start(klog.NewContext(context.Background(), logs.Logger()), t.Name())
 	fn(ctx)
 	root.End()
 	var names []string
@@ -63,19 +35,7 @@ func tracedCall(t *testing.T, msg string, fn func(ctx context.Context)) ([]strin
 			names = append(names, s.Name())
 		}
 	}
-	var line map[string]any
-	n := 0
-	logs.mu.Lock()
-	defer logs.mu.Unlock()
-	for _, l := range logs.lines {
-		if l["msg"] == msg {
-			line, n = l, n+1
-		}
-	}
-	if n != 1 {
-		t.Fatalf("%d lines %q, want one: %v", n, msg, logs.lines)
-	}
-	return names, line
+	return names, logs.Only(t, msg)
 }
 
 // wantPhases checks that the call made a span of each phase and logged

@@ -5,16 +5,12 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing/tracingtest"
 )
 
 // testSpans records the test binary's spans: the provider is global.
-var testSpans = func() *tracetest.SpanRecorder {
-	rec := tracetest.NewSpanRecorder()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	return rec
-}()
+var testSpans = tracingtest.InstallRecorder()
 
 func TestStepsOnlyUnderACallersSpan(t *testing.T) {
 	if _, span := startStep(context.Background(), "alone"); span.IsRecording() {

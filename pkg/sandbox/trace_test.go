@@ -6,19 +6,15 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing/tracingtest"
 )
 
 // testSpans records every span of the test binary: the provider is
 // global, so it is installed once, and each test finds its own spans by
 // the trace of a root span it starts.
-var testSpans = func() *tracetest.SpanRecorder {
-	rec := tracetest.NewSpanRecorder()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
-	return rec
-}()
+var testSpans = tracingtest.InstallRecorder()
 
 // traced runs fn under a root span of its own and returns the names of
 // the spans made under it, each once, in the order they ended.

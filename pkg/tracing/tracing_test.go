@@ -2,54 +2,21 @@ package tracing
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
-	"github.com/go-logr/logr/funcr"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+
+	"github.com/go-logr/logr"
+
+	"github.com/vc-cri/vc-cri/pkg/tracing/tracingtest"
 )
-
-// logLines is a logger's lines at V(2) and below, each a JSON object.
-type logLines struct {
-	mu    sync.Mutex
-	lines []map[string]any
-}
-
-func (l *logLines) logger() logr.Logger {
-	return funcr.NewJSON(func(obj string) {
-		m := map[string]any{}
-		if err := json.Unmarshal([]byte(obj), &m); err != nil {
-			panic(err)
-		}
-		l.mu.Lock()
-		l.lines = append(l.lines, m)
-		l.mu.Unlock()
-	}, funcr.Options{Verbosity: 2})
-}
-
-func (l *logLines) only(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var found []map[string]any
-	for _, m := range l.lines {
-		if m["msg"] == msg {
-			found = append(found, m)
-		}
-	}
-	if len(found) != 1 {
-		t.Fatalf("%d lines %q, want 1: %v", len(found), msg, l.lines)
-	}
-	return found[0]
-}
 
 func testProvider(t *testing.T) (*sdktrace.TracerProvider, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()
@@ -73,7 +40,7 @@ func ms(t *testing.T, line map[string]any, key string) float64 {
 func TestCallLogsItsPhases(t *testing.T) {
 	tp, _ := testProvider(t)
 	tr := tp.Tracer("test")
-	var logs logLines
+	var logs tracingtest.LogLines
 
 	ctx, call := StartCall(context.Background(), tr, "Call")
 	for range 2 {
@@ -89,9 +56,9 @@ func TestCallLogsItsPhases(t *testing.T) {
 	_, elsewhere := tr.Start(context.Background(), "elsewhere")
 	elsewhere.End()
 	time.Sleep(15 * time.Millisecond) // none of the phases': other_ms
-	call.End(logs.logger(), "Call phases", nil)
+	call.End(logs.Logger(), "Call phases", nil)
 
-	line := logs.only(t, "Call phases")
+	line := logs.Only(t, "Call phases")
 	total, twice, outerMS, innerMS, other := ms(t, line, "total_ms"), ms(t, line, "twice_ms"), ms(t, line, "outer_ms"), ms(t, line, "inner_ms"), ms(t, line, "other_ms")
 	if twice < 20 || innerMS < 20 || outerMS < innerMS || other < 15 {
 		t.Errorf("twice %v ms (want >= 20), inner %v (>= 20), outer %v (>= inner), other %v (>= 15)", twice, innerMS, outerMS, other)
@@ -110,10 +77,10 @@ func TestCallLogsItsPhases(t *testing.T) {
 
 func TestFailedCallLogsItsError(t *testing.T) {
 	tp, rec := testProvider(t)
-	var logs logLines
+	var logs tracingtest.LogLines
 	_, call := StartCall(context.Background(), tp.Tracer("test"), "Call")
-	call.End(logs.logger(), "Call phases", errors.New("no luck"))
-	line := logs.only(t, "Call phases")
+	call.End(logs.Logger(), "Call phases", errors.New("no luck"))
+	line := logs.Only(t, "Call phases")
 	if line["err"] != "no luck" {
 		t.Errorf("err = %v, want no luck", line["err"])
 	}
@@ -128,12 +95,12 @@ func TestFailedCallLogsItsError(t *testing.T) {
 func TestNoProcessorNoPhases(t *testing.T) {
 	tp := sdktrace.NewTracerProvider()
 	defer tp.Shutdown(context.Background())
-	var logs logLines
+	var logs tracingtest.LogLines
 	ctx, call := StartCall(context.Background(), tp.Tracer("test"), "Call")
 	_, s := tp.Tracer("test").Start(ctx, "step")
 	s.End()
-	call.End(logs.logger(), "Call phases", nil)
-	line := logs.only(t, "Call phases")
+	call.End(logs.Logger(), "Call phases", nil)
+	line := logs.Only(t, "Call phases")
 	if _, ok := line["step_ms"]; ok {
 		t.Errorf("phases without the processor: %v", line)
 	}
