@@ -29,12 +29,7 @@ func tracedCall(t *testing.T, msg string, fn func(ctx context.Context)) ([]strin
 	ctx, root := otel.Tracer("test").Start(klog.NewContext(context.Background(), logs.Logger()), t.Name())
 	fn(ctx)
 	root.End()
-	var names []string
-	for _, s := range testSpans.Ended() {
-		if s.SpanContext().TraceID() == root.SpanContext().TraceID() && s.SpanContext().SpanID() != root.SpanContext().SpanID() && !slices.Contains(names, s.Name()) {
-			names = append(names, s.Name())
-		}
-	}
+	names := tracingtest.NamesUnder(testSpans, root)
 	return names, logs.Only(t, msg)
 }
 

@@ -23,13 +23,7 @@ func traced(t *testing.T, fn func(ctx context.Context)) []string {
 	ctx, root := otel.Tracer("test").Start(context.Background(), t.Name())
 	fn(ctx)
 	root.End()
-	var names []string
-	for _, s := range testSpans.Ended() {
-		if s.SpanContext().TraceID() == root.SpanContext().TraceID() && s.SpanContext().SpanID() != root.SpanContext().SpanID() && !slices.Contains(names, s.Name()) {
-			names = append(names, s.Name())
-		}
-	}
-	return names
+	return tracingtest.NamesUnder(testSpans, root)
 }
 
 func wantSpans(t *testing.T, call string, got []string, want ...string) {

@@ -5,6 +5,7 @@ package tracingtest
 
 import (
 	"encoding/json"
+	"slices"
 	"sync"
 	"testing"
 
@@ -13,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // InstallRecorder makes the global tracer provider one that records
@@ -64,4 +66,16 @@ func (l *LogLines) Only(t *testing.T, msg string) map[string]any {
 		t.Fatalf("%d lines %q, want 1: %v", len(found), msg, l.lines)
 	}
 	return found[0]
+}
+
+// NamesUnder are the names of the spans rec recorded under root, root's
+// own left out, each once, in the order they ended.
+func NamesUnder(rec *tracetest.SpanRecorder, root trace.Span) []string {
+	var names []string
+	for _, s := range rec.Ended() {
+		if s.SpanContext().TraceID() == root.SpanContext().TraceID() && s.SpanContext().SpanID() != root.SpanContext().SpanID() && !slices.Contains(names, s.Name()) {
+			names = append(names, s.Name())
+		}
+	}
+	return names
 }
