@@ -354,8 +354,10 @@ func TestMountRootfs(t *testing.T) {
 			t.Fatalf("RemoveRootfs(%s): %v", c, err)
 		}
 	}
-	if _, err := os.Stat(t1); !os.IsNotExist(err) {
-		t.Errorf("target left: %v", err)
+	for _, target := range []string{t1, t2} {
+		if _, err := os.Stat(target); !os.IsNotExist(err) {
+			t.Errorf("target %s left: %v", target, err)
+		}
 	}
 	if err := s.Unmount(ctx, "c1"); !errors.Is(err, ErrContainerNotFound) {
 		t.Errorf("Unmount of a removed rootfs = %v", err)

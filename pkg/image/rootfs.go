@@ -12,6 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// rootfsMetaKey names the container's big data item that holds its
+// rootfsMeta.
+const rootfsMetaKey = "vc-cri.rootfs"
+
 // rootfsMeta is what the store keeps about a container rootfs.
 type rootfsMeta struct {
 	// Target is where the rootfs is bind mounted ("" if only at the
@@ -82,7 +86,7 @@ func (s *Service) Mount(ctx context.Context, containerID, imageRef, target strin
 		}
 	}
 	md, _ := json.Marshal(rootfsMeta{Target: target})
-	if err := s.store.SetMetadata(c.ID, string(md)); err != nil {
+	if err := s.store.SetContainerBigData(c.ID, rootfsMetaKey, md); err != nil {
 		_ = unix.Unmount(target, unix.MNT_DETACH)
 		return "", err
 	}
@@ -93,15 +97,9 @@ func (s *Service) Mount(ctx context.Context, containerID, imageRef, target strin
 // overlay) but keeps its writable layer. Unmounting an unmounted rootfs
 // is no error.
 func (s *Service) Unmount(ctx context.Context, containerID string) error {
-	md, err := s.store.Metadata(containerID)
+	meta, err := s.rootfsMeta(containerID)
 	if err != nil {
-		return classifyStore(err)
-	}
-	var meta rootfsMeta
-	if md != "" {
-		if err := json.Unmarshal([]byte(md), &meta); err != nil {
-			return fmt.Errorf("rootfs metadata of container %s: %w", containerID, err)
-		}
+		return err
 	}
 	if meta.Target != "" {
 		if err := unmountAll(meta.Target); err != nil {
@@ -114,20 +112,40 @@ func (s *Service) Unmount(ctx context.Context, containerID string) error {
 	return nil
 }
 
-// unmountAll unmounts every mount stacked on target.
+// rootfsMeta reads what Mount kept of container containerID's rootfs. It
+// is kept with the container alone: the store's generic metadata calls
+// look an ID up among layers first, and a short ID can name the prefix of
+// a layer's.
+func (s *Service) rootfsMeta(containerID string) (rootfsMeta, error) {
+	var meta rootfsMeta
+	md, err := s.store.ContainerBigData(containerID, rootfsMetaKey)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return meta, nil // never mounted on a target
+	case err != nil:
+		return meta, classifyStore(err)
+	}
+	if err := json.Unmarshal(md, &meta); err != nil {
+		return meta, fmt.Errorf("rootfs metadata of container %s: %w", containerID, err)
+	}
+	return meta, nil
+}
+
+// unmountAll unmounts every mount stacked on target, until umount says
+// there is none. It does not ask the mount table, whose reads race with
+// the mounts other processes make.
 func unmountAll(target string) error {
 	for {
-		mounted, err := mountinfo.Mounted(target)
-		if errors.Is(err, os.ErrNotExist) || err == nil && !mounted {
-			return nil
+		err := unix.Unmount(target, 0)
+		if errors.Is(err, unix.EBUSY) {
+			err = unix.Unmount(target, unix.MNT_DETACH)
 		}
-		if err != nil {
+		switch {
+		case err == nil:
+		case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+			return nil // not, or no longer, a mount point
+		default:
 			return err
-		}
-		if err := unix.Unmount(target, 0); err != nil {
-			if err := unix.Unmount(target, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-				return err
-			}
 		}
 	}
 }
@@ -136,8 +154,8 @@ func unmountAll(target string) error {
 // writable layer, and removes the (then empty) bind mount target. Removing
 // a rootfs that does not exist is no error.
 func (s *Service) RemoveRootfs(ctx context.Context, containerID string) error {
-	md, err := s.store.Metadata(containerID)
-	if err = classifyStore(err); errors.Is(err, ErrContainerNotFound) {
+	meta, err := s.rootfsMeta(containerID)
+	if errors.Is(err, ErrContainerNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -149,8 +167,7 @@ func (s *Service) RemoveRootfs(ctx context.Context, containerID string) error {
 	if err := s.store.DeleteContainer(containerID); err != nil && !errors.Is(err, storage.ErrContainerUnknown) {
 		return fmt.Errorf("deleting rootfs of container %s: %w", containerID, classifyStore(err))
 	}
-	var meta rootfsMeta
-	if json.Unmarshal([]byte(md), &meta) == nil && meta.Target != "" {
+	if meta.Target != "" {
 		_ = os.Remove(meta.Target) // only if empty
 	}
 	return nil
