@@ -109,6 +109,9 @@ func (r *Runtime) validateSandboxConfig(c *SandboxConfig) error {
 	if _, err := r.dialerFor(c.AgentType); err != nil {
 		return err
 	}
+	if len(c.HostNamespaces) > 0 {
+		return fmt.Errorf("host namespaces %v: a VM has its own kernel: %w", c.HostNamespaces, ErrInvalidConfig)
+	}
 	if !c.NetworkConfig.InterworkingModel.IsValid() {
 		return fmt.Errorf("network interworking model %d: %w", c.NetworkConfig.InterworkingModel, ErrInvalidConfig)
 	}

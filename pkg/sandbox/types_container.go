@@ -50,6 +50,13 @@ type ContainerConfig struct {
 	// the guest can apply. Without a CustomSpec, the spec is DefaultSpec
 	// with the fields above applied.
 	CustomSpec *specs.Spec
+
+	// LogPath is where the container's output is kept in the CRI log
+	// format (beyond the specification). A runtime whose container
+	// monitor outlives its caller writes it itself (conmon, for OS
+	// containers); a VM sandbox leaves the writing to its caller, which
+	// reads the output from IOStream.
+	LogPath string
 }
 
 // EnvVar is a key/value structure representing a command

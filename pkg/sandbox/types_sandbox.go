@@ -1,5 +1,7 @@
 package sandbox
 
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
 // The sandbox structures of the virtcontainers 1.0 API, with the names
 // and types of the specification. Fields beyond it are marked as such.
 
@@ -49,6 +51,12 @@ type SandboxConfig struct {
 	// cgroupfs path or a systemd slice, as kubelet's cgroup_parent
 	// (beyond the specification; see hypervisor.CgroupParent).
 	CgroupParent string
+
+	// HostNamespaces are the host's namespaces the sandbox's containers
+	// share (beyond the specification: Kubernetes' hostNetwork, hostPID
+	// and hostIPC). Only a sandbox of OS containers can; a VM sandbox
+	// refuses any.
+	HostNamespaces []specs.LinuxNamespaceType
 }
 
 // Resources describes VM resources configuration.
