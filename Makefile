@@ -30,11 +30,16 @@ all: build
 deps:
 	./hack/install-deps.sh
 
-build: $(BIN)/vc-cri $(BIN)/vc-agent
+build: $(BIN)/vc-cri $(BIN)/vc-agent $(BIN)/vc-pause
 
 # Phony inputs: go's own build cache decides what is stale.
 $(BIN)/vc-cri: FORCE
 	CGO_ENABLED=0 $(GO) build $(GOTAGS) -o $@ ./cmd/vc-cri
+
+# vc-pause is the infra process of the runc handler's pods, run inside
+# their containers: static.
+$(BIN)/vc-pause: FORCE
+	CGO_ENABLED=0 $(GO) build -ldflags "-s -w" -o $@ ./cmd/vc-pause
 
 # vc-agent is PID 1 of a guest that has no libc: a static cgo build, as
 # runc's nsenter is C, with seccomp.
@@ -56,7 +61,7 @@ proto:
 install: build guest
 	install -d $(GUEST_DIR) $(PREFIX)/bin
 	install -m 0644 $(GUEST)/vmlinux $(GUEST)/vmlinuz $(GUEST)/initramfs.cpio $(GUEST_DIR)/
-	install -m 0755 $(BIN)/vc-cri $(PREFIX)/bin/vc-cri
+	install -m 0755 $(BIN)/vc-cri $(BIN)/vc-pause $(PREFIX)/bin/
 	./hack/install-crictl.sh $(PREFIX)
 	install -d $(SYSTEMD_DIR)
 	sed 's|/usr/local/bin/vc-cri|$(PREFIX)/bin/vc-cri|' hack/vc-cri.service >$(SYSTEMD_DIR)/vc-cri.service
@@ -126,8 +131,11 @@ kubelet-e2e: build guest
 quickstart: build guest
 	./test/quickstart/run.sh
 
+# Twice: with the default handler (VM pods, and host-namespace pods on
+# runc), then with every pod on the runc handler.
 critest: build guest
 	CRITEST_PARALLEL=2 ./test/critest/run.sh
+	CRITEST_PARALLEL=2 CRITEST_HANDLER=runc ./test/critest/run.sh
 
 bench: build guest
 	$(GO) test $(GOTAGS) -run '^$$' -bench . -benchtime 5x ./pkg/agent/

@@ -16,7 +16,8 @@ packages=(
 	containernetworking-plugins
 	iproute2 iptables
 	skopeo             # pull benchmark baseline
-	containerd runc    # make bench's peer (hack/bench/peer-containerd.sh)
+	runc conmon        # the runc handler's OS containers and their monitors
+	containerd         # make bench's peer (hack/bench/peer-containerd.sh)
 	gcc libc6-dev      # static cgo build of vc-agent (runc's nsenter)
 	libseccomp-dev     # the agent's seccomp filters (static libseccomp.a)
 	util-linux         # unshare and nsenter: vc-cri's mount namespace

@@ -33,13 +33,31 @@ type Config struct {
 	// (host:port, at /metrics); empty: no metrics.
 	MetricsAddress string `toml:"metrics_address"`
 
-	VM      VMConfig      `toml:"vm"`
+	// DefaultRuntime names the handler of pods that name none.
+	DefaultRuntime string `toml:"default_runtime"`
+	// HostNamespacePods is the handler of pods that ask a VM handler for
+	// the host's network, PID or IPC namespace, or "refuse".
+	HostNamespacePods string                   `toml:"host_namespace_pods"`
+	Runtimes          map[string]RuntimeConfig `toml:"runtimes"`
+	VM                VMConfig                 `toml:"vm"`
 	CNI     CNIConfig     `toml:"cni"`
 	Image   ImageConfig   `toml:"image"`
 	Tracing TracingConfig `toml:"tracing"`
 }
 
 // VMConfig is the pod VM's configuration.
+type RuntimeConfig struct {
+	// Type is "vm" (a pod VM, configured by [vm]) or "runc" (OS
+	// containers on the host).
+	Type string `toml:"type"`
+	// RuntimePath, ConmonPath and PausePath are the runc handler's
+	// programs; an empty PausePath is vc-pause beside vc-cri.
+	RuntimePath string `toml:"runtime_path"`
+	ConmonPath  string `toml:"conmon_path"`
+	PausePath   string `toml:"pause_path"`
+}
+
+// VMConfig is the [vm] table: the pod VMs of the "vm" handlers.
 type VMConfig struct {
 	Hypervisor     string   `toml:"hypervisor"`
 	HypervisorPath string   `toml:"hypervisor_path"`

@@ -66,14 +66,18 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	hs, hostPods, err := handlers(cfg, sandboxes, sbCfg, cfg.State)
+	if err != nil {
+		return err
+	}
 	svc, err := cri.New(ctx, cri.Options{
-		StateDir:         filepath.Join(cfg.State, "cri"),
-		Sandbox:          sbCfg,
-		Sandboxes:        sandboxes,
-		Images:           imgs,
-		Network:          timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
-		StreamingAddress: cfg.StreamingAddress,
-		CrashPoint:       crashPoint(os.Getenv(crashAtEnv)),
+		StateDir:          filepath.Join(cfg.State, "cri"),
+		Handlers:          hs,
+		HostNamespacePods: hostPods,
+		Images:            imgs,
+		Network:           timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
+		StreamingAddress:  cfg.StreamingAddress,
+		CrashPoint:        crashPoint(os.Getenv(crashAtEnv)),
 	})
 	if err != nil {
 		return err

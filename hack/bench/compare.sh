@@ -100,11 +100,15 @@ vc_metrics_url() {
 VC_METRICS_URL=$(vc_metrics_url)
 [ -n "$VC_METRICS_URL" ] || vc_log "vc-cri logged no metrics address: no phase breakdown for vc-cri"
 
+# The runtimes: vc (vc-cri, VM pods), vr (vc-cri's runc handler, OS
+# containers), ctd and ctd2 (containerd, the second for the samples taken
+# beside vr).
 cri() { # RT ARGS...
 	local rt=$1
 	shift
-	if [ "$rt" = vc ]; then crictl_ "$@"; else peer_crictl "$@"; fi
+	case $rt in vc | vr) crictl_ "$@" ;; *) peer_crictl "$@" ;; esac
 }
+vcish() { [ "$1" = vc ] || [ "$1" = vr ]; }
 
 cri vc pull "$BUSYBOX" >/dev/null
 cri ctd pull "$BUSYBOX" >/dev/null
@@ -116,7 +120,7 @@ add() { S[$1]+="$2 "; }
 
 scrape() { # RT FILE
 	local url
-	if [ "$1" = vc ]; then url=$VC_METRICS_URL; else url=http://$PEER_METRICS/v1/metrics; fi
+	if vcish "$1"; then url=$VC_METRICS_URL; else url=http://$PEER_METRICS/v1/metrics; fi
 	if [ -n "$url" ]; then curl -s --max-time 5 "$url" >"$2" 2>/dev/null || : >"$2"; else : >"$2"; fi
 }
 
@@ -144,7 +148,7 @@ phases() {
 	stopp_rmp) calls=(StopPodSandbox RemovePodSandbox) ;;
 	esac
 	for m in "${calls[@]}"; do
-		if [ "$rt" = vc ]; then
+		if vcish "$rt"; then
 			v=$(mdelta "$b" "$a" vc_cri_operations_latency_seconds_sum "operation=\"$m\"")
 		else
 			v=$(mdelta "$b" "$a" grpc_server_handling_seconds_sum "$(grpc "$m")")
@@ -152,23 +156,23 @@ phases() {
 		[ -z "$v" ] || add "ph_${rt}_$m" "$v"
 	done
 	if [ "$step" = runp ]; then
-		if [ "$rt" = vc ]; then
-			v=$(mdelta "$b" "$a" vc_cri_pod_start_phase_seconds_sum 'phase="network"'); [ -z "$v" ] || add ph_vc_network "$v"
-			v=$(mdelta "$b" "$a" vc_cri_pod_start_phase_seconds_sum 'phase="sandbox"'); [ -z "$v" ] || add ph_vc_sandbox "$v"
+		if vcish "$rt"; then
+			v=$(mdelta "$b" "$a" vc_cri_pod_start_phase_seconds_sum 'phase="network"'); [ -z "$v" ] || add "ph_${rt}_network" "$v"
+			v=$(mdelta "$b" "$a" vc_cri_pod_start_phase_seconds_sum 'phase="sandbox"'); [ -z "$v" ] || add "ph_${rt}_sandbox" "$v"
 		else
-			v=$(mdelta "$b" "$a" containerd_cri_sandbox_create_network_seconds_sum); [ -z "$v" ] || add ph_ctd_network "$v"
+			v=$(mdelta "$b" "$a" containerd_cri_sandbox_create_network_seconds_sum); [ -z "$v" ] || add "ph_${rt}_network" "$v"
 			# containerd_cri_sandbox_runtime_create_seconds spans the
 			# whole call, network included: the rest is the call less CNI.
 			local all
 			all=$(mdelta "$b" "$a" grpc_server_handling_seconds_sum "$(grpc RunPodSandbox)")
-			[ -z "$v" ] || [ -z "$all" ] || add ph_ctd_sandbox $((all - v))
+			[ -z "$v" ] || [ -z "$all" ] || add "ph_${rt}_sandbox" $((all - v))
 		fi
 	fi
 }
 
 podjson() { # RT NAME FILE
 	local cg=$VC_CGROUP
-	[ "$1" = vc ] || cg=$PEER_CGROUP
+	vcish "$1" || cg=$PEER_CGROUP
 	mkdir -p "$work/logs-$2"
 	cat >"$3" <<EOF
 {
@@ -211,7 +215,9 @@ timed() {
 	phases "$rt" "$step" "$work/m0" "$work/m1"
 }
 
-do_runp() { POD[$1]=$(cri "$1" runp "$2"); }
+do_runp() {
+	if [ "$1" = vr ]; then POD[$1]=$(cri "$1" runp --runtime runc "$2"); else POD[$1]=$(cri "$1" runp "$2"); fi
+}
 do_create_start() { CTR[$1]=$(cri "$1" create "${POD[$1]}" "$work/ctr.json" "$2") && cri "$1" start "${CTR[$1]}" >/dev/null; }
 do_exec() { local o; o=$(cri "$1" exec "${CTR[$1]}" echo hi) && [ "$o" = hi ] || vc_die "$1: exec printed '$o'"; }
 do_exec_sync() { local o; o=$(cri "$1" exec -s "${CTR[$1]}" echo hi) && [ "$o" = hi ] || vc_die "$1: exec -s printed '$o'"; }
@@ -397,6 +403,20 @@ for ((i = 1; i <= N; i++)); do
 done
 echo "$mark end" >>"$VC_DAEMON_LOG"
 
+# The runc handler's pods, alternating with containerd's again, after the
+# marked samples: its phase lines stay out of the VM pods' medians.
+vc_log "comparing vc-cri's runc handler and containerd: $N samples"
+for ((i = 1; i <= N; i++)); do
+	if ((i % 2)); then rts=(vr ctd2); else rts=(ctd2 vr); fi
+	for rt in "${rts[@]}"; do podjson "$rt" "seq-$rt-$i" "$work/pod-$rt.json"; done
+	for rt in "${rts[@]}"; do timed "$rt" runp do_runp "$rt" "$work/pod-$rt.json"; ready "$rt" "${POD[$rt]}"; done
+	for rt in "${rts[@]}"; do timed "$rt" create_start do_create_start "$rt" "$work/pod-$rt.json"; done
+	for rt in "${rts[@]}"; do timed "$rt" exec do_exec "$rt"; done
+	for rt in "${rts[@]}"; do timed "$rt" exec_sync do_exec_sync "$rt"; done
+	for rt in "${rts[@]}"; do timed "$rt" stopp_rmp do_stopp_rmp "$rt"; done
+	vc_log "sample $i/$N: runp runc handler $(awk '{print $NF}' <<<"${S[runp_vr]}") ms, containerd $(awk '{print $NF}' <<<"${S[runp_ctd2]}") ms"
+done
+
 for ((i = 1; i <= N; i++)); do
 	read -ra rts <<<"$(order "$i")"
 	for rt in "${rts[@]}"; do parallel "$rt" "$i"; done
@@ -423,10 +443,10 @@ stats() { # SAMPLES: median min max (n/a when none)
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else if (a / b >= 10) printf "%.1f\n", a / b; else printf "%.2f\n", a / b }'; }
 fmt() { awk -v v="$1" 'BEGIN { if (v == "n/a") print v; else if (v == int(v)) printf "%d\n", v; else if (v < 10) printf "%.2f\n", v; else printf "%.1f\n", v }'; }
-row() { # LABEL KEY
+row() { # LABEL KEY [RT PEER-RT]: RT's samples beside PEER-RT's (vc, ctd)
 	local vm vl vh cm cl ch
-	read -r vm vl vh <<<"$(stats "${S[$2_vc]:-}")"
-	read -r cm cl ch <<<"$(stats "${S[$2_ctd]:-}")"
+	read -r vm vl vh <<<"$(stats "${S[$2_${3:-vc}]:-}")"
+	read -r cm cl ch <<<"$(stats "${S[$2_${4:-ctd}]:-}")"
 	printf '%-46s %9s %17s %9s %17s %7s\n' "$1" "$(fmt "$vm")" "($(fmt "$vl")..$(fmt "$vh"))" "$(fmt "$cm")" "($(fmt "$cl")..$(fmt "$ch"))" "$(ratio "$vm" "$cm")"
 }
 median() { stats "${S[$1]:-}" | cut -d' ' -f1; }
@@ -464,6 +484,21 @@ report() {
 		row "  daemon restart to answering (ms)" restart
 	fi
 	row "first pod after the daemon's start (warm-up, ms)" warmup
+	echo
+	echo "## vc-cri's runc handler (OS containers, conmon) beside containerd, alternating in their own samples"
+	printf '%-46s %9s %17s %9s %17s %7s\n' figure "vc-cri runc" "(min..max)" containerd "(min..max)" ratio
+	row "crictl runp --runtime runc to ready (ms)" runp vr ctd2
+	row "create+start busybox container (ms)" create_start vr ctd2
+	row "crictl exec echo hi (ms)" exec vr ctd2
+	row "ExecSync echo hi, exec -s (ms)" exec_sync vr ctd2
+	row "stopp+rmp (ms)" stopp_rmp vr ctd2
+	for m in RunPodSandbox CreateContainer StartContainer ExecSync StopPodSandbox RemovePodSandbox; do
+		S[phx_vr]=${S[ph_vr_$m]:-}
+		S[phx_ctd2]=${S[ph_ctd2_$m]:-}
+		row "  server side: $m (ms)" phx vr ctd2
+	done
+	unset 'S[phx_vr]' 'S[phx_ctd2]'
+	echo "runc handler against the VM handler (medians): runp $(ratio "$(median runp_vr)" "$(median runp_vc)"), create+start $(ratio "$(median create_start_vr)" "$(median create_start_vc)"), exec $(ratio "$(median exec_vr)" "$(median exec_vc)"), stopp+rmp $(ratio "$(median stopp_rmp_vr)" "$(median stopp_rmp_vc)")"
 	row "rmp -f of $PAR pods (ms)" par_rmp
 	row "daemon PSS with $PAR idle pods (MiB)" daemon_pss
 	echo

@@ -42,7 +42,7 @@ func (s *Service) attach(ctx context.Context, containerID string, in io.Reader, 
 	if tty && resize != nil {
 		go func() {
 			for size := range resize {
-				_ = s.opts.Sandboxes.WinsizeProcess(ctx, c.PodID, c.ID, c.ID, uint32(size.Height), uint32(size.Width))
+				_ = s.runtimeOf(c.Runtime).WinsizeProcess(ctx, c.PodID, c.ID, c.ID, uint32(size.Height), uint32(size.Width))
 			}
 		}()
 	}

@@ -85,21 +85,22 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err := s.opts.Sandboxes.CreateContainer(ctx, pod.ID, cfg); err != nil {
+	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
+		cfg.LogPath = filepath.Join(dir, config.LogPath)
+	}
+	if _, _, err := s.runtimeOf(pod.Runtime).CreateContainer(ctx, pod.ID, cfg); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", name, err)
 	}
 	undo.Add("delete container", func(ctx context.Context) error {
-		_, err := s.opts.Sandboxes.DeleteContainer(ctx, pod.ID, id)
+		_, err := s.runtimeOf(pod.Runtime).DeleteContainer(ctx, pod.ID, id)
 		return err
 	})
 	s.crashPoint(crashContainerCreated)
 
 	rec := containerRecord{
-		ID: id, PodID: pod.ID, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
+		ID: id, PodID: pod.ID, Runtime: pod.Runtime, Name: name, Config: config, ImageID: img.ID, ImageRef: imageRef(img.RepoDigests, img.RepoTags, img.ID),
 		User: linuxUser(cfg.Cmd), State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now(), ImageVolumes: volumes,
-	}
-	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
-		rec.LogPath = filepath.Join(dir, config.LogPath)
+		LogPath: cfg.LogPath,
 	}
 	_, span = tracer.Start(ctx, "record_save")
 	err = s.containers.Add(id, rec)

@@ -62,7 +62,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	kill := func(proc *sandbox.Process) {
 		killCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execKillTimeout)
 		defer cancel()
-		_ = s.opts.Sandboxes.SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
+		_ = s.runtimeOf(c.Runtime).SignalProcess(killCtx, c.PodID, c.ID, proc.Token, syscall.SIGKILL, false)
 	}
 	// The start is not cut short by ctx: a process the guest starts after
 	// the caller gave up would run on with no one to end it. The caller
@@ -76,7 +76,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	go func() {
 		startCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), execStartTimeout)
 		defer cancel()
-		_, _, proc, err := s.opts.Sandboxes.EnterContainer(startCtx, c.PodID, c.ID, ecmd)
+		_, _, proc, err := s.runtimeOf(c.Runtime).EnterContainer(startCtx, c.PodID, c.ID, ecmd)
 		startc <- started{proc, err}
 	}()
 	var proc *sandbox.Process
@@ -101,7 +101,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	attachCtx, span := tracer.Start(ctx, "output_attach")
-	stdin, stdout, stderr, err := s.opts.Sandboxes.IOStream(attachCtx, c.PodID, c.ID, proc.Token)
+	stdin, stdout, stderr, err := s.runtimeOf(c.Runtime).IOStream(attachCtx, c.PodID, c.ID, proc.Token)
 	span.End()
 	if err != nil {
 		kill(proc)
@@ -110,7 +110,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	if resize != nil {
 		go func() {
 			for size := range resize {
-				_ = s.opts.Sandboxes.WinsizeProcess(ctx, c.PodID, c.ID, proc.Token, uint32(size.Height), uint32(size.Width))
+				_ = s.runtimeOf(c.Runtime).WinsizeProcess(ctx, c.PodID, c.ID, proc.Token, uint32(size.Height), uint32(size.Width))
 			}
 		}()
 	}
@@ -134,7 +134,7 @@ func (s *Service) exec(ctx context.Context, containerID string, cmd []string, in
 	drained := make(chan struct{})
 	go func() { copies.Wait(); close(drained) }()
 	waitCtx, span := tracer.Start(ctx, "exec_wait")
-	code, err := s.opts.Sandboxes.WaitProcess(waitCtx, c.PodID, c.ID, proc.Token)
+	code, err := s.runtimeOf(c.Runtime).WaitProcess(waitCtx, c.PodID, c.ID, proc.Token)
 	span.End()
 	if err != nil {
 		// The caller gave up (a timeout, a client gone): so does the process.

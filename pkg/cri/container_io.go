@@ -39,7 +39,7 @@ import (
 // container's output to its log and to attached clients, and records
 // its exit.
 type containerIO struct {
-	log    *crilog.File // nil without a log path; set at creation
+	log    *crilog.File // nil without a log path or when the runtime writes it; set at creation
 	ctx    context.Context
 	cancel context.CancelFunc // ends the wait and the output copies
 
@@ -95,9 +95,10 @@ func (f fanout) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// newContainerIO opens the container's log and makes its monitor, which
-// the caller registers (addIO) and starts (monitor).
-func newContainerIO(c containerRecord) (*containerIO, error) {
+// newContainerIO opens the container's log, unless its runtime writes it
+// (logKeeper), and makes its monitor, which the caller registers (addIO)
+// and starts (monitor).
+func (s *Service) newContainerIO(c containerRecord) (*containerIO, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cio := &containerIO{
 		ctx: ctx, cancel: cancel,
@@ -106,7 +107,7 @@ func newContainerIO(c containerRecord) (*containerIO, error) {
 		outputDone: make(chan struct{}),
 		attached:   map[*attachment]struct{}{},
 	}
-	if c.LogPath != "" {
+	if c.LogPath != "" && !s.keepsLogs(c.Runtime) {
 		var err error
 		if cio.log, err = crilog.Open(c.LogPath); err != nil {
 			cancel()
@@ -170,7 +171,7 @@ func (s *Service) openOutput(ctx context.Context, c containerRecord, cio *contai
 	opened := make(chan opening, 1)
 	go func() {
 		var o opening
-		o.stdin, o.stdout, o.stderr, o.err = s.opts.Sandboxes.IOStream(cio.ctx, c.PodID, c.ID, c.ID)
+		o.stdin, o.stdout, o.stderr, o.err = s.runtimeOf(c.Runtime).IOStream(cio.ctx, c.PodID, c.ID, c.ID)
 		opened <- o
 	}()
 	var o opening
@@ -269,7 +270,7 @@ func (s *Service) monitor(c containerRecord, cio *containerIO) {
 		}
 		drain.Stop()
 		ctx, cancel := context.WithTimeout(cio.ctx, statusTimeout)
-		if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil {
+		if st, err := s.runtimeOf(c.Runtime).StatusContainer(ctx, c.PodID, c.ID); err == nil {
 			exit.oomKilled = st.OOMKilled
 		}
 		cancel()
@@ -287,7 +288,7 @@ const statusTimeout = 2 * time.Second
 func (s *Service) waitForExit(ctx context.Context, c containerRecord) (containerExit, bool) {
 	delay := 100 * time.Millisecond
 	for {
-		code, err := s.opts.Sandboxes.WaitProcess(ctx, c.PodID, c.ID, c.ID)
+		code, err := s.runtimeOf(c.Runtime).WaitProcess(ctx, c.PodID, c.ID, c.ID)
 		if err == nil {
 			return containerExit{code: code, at: time.Now()}, true
 		}

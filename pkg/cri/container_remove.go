@@ -32,7 +32,7 @@ func (s *Service) removeContainer(ctx context.Context, c containerRecord) error 
 	if err := s.stopContainer(ctx, c, 0); err != nil {
 		return err
 	}
-	if _, err := s.opts.Sandboxes.DeleteContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := s.runtimeOf(c.Runtime).DeleteContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("delete container %q: %w", c.ID, err)
 	}
 	if err := s.opts.Images.RemoveRootfs(ctx, c.ID); err != nil {

@@ -46,7 +46,7 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 	if sc.GetRunAsGroup() != nil && sc.GetRunAsUser() == nil && sc.GetRunAsUsername() == "" {
 		return sandbox.ContainerConfig{}, invalidArgument("container %q: RunAsGroup needs RunAsUser or RunAsUsername", config.Metadata.Name)
 	}
-	if err := setPIDNamespace(spec, sc.GetNamespaceOptions().GetPid()); err != nil {
+	if err := setPIDNamespace(spec, sc.GetNamespaceOptions().GetPid(), pod); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}
 	if err := setProcess(spec, config, img); err != nil {
@@ -114,14 +114,17 @@ func removeMount(spec *specs.Spec, dest string) {
 	spec.Mounts = slices.DeleteFunc(spec.Mounts, func(m specs.Mount) bool { return m.Destination == dest })
 }
 
-// setPIDNamespace gives the container its own PID namespace, or, for a
-// pod-wide one, the guest's: the guest is the pod, and its PID 1 is the
-// agent, as a pod's is its pause process elsewhere.
-func setPIDNamespace(spec *specs.Spec, mode runtime.NamespaceMode) error {
-	switch mode {
-	case runtime.NamespaceMode_CONTAINER:
+// setPIDNamespace gives the container its own PID namespace, or the
+// pod's, by listing none (a namespace the spec does not list is the
+// pod's): in a VM the guest's, whose PID 1 is the agent, as a pod's is its
+// pause process elsewhere; for OS containers the infra container's, or
+// the host's for a pod that shares it.
+func setPIDNamespace(spec *specs.Spec, mode runtime.NamespaceMode, pod podRecord) error {
+	podMode := pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid()
+	switch {
+	case mode == runtime.NamespaceMode_CONTAINER:
 		return nil
-	case runtime.NamespaceMode_POD:
+	case mode == runtime.NamespaceMode_POD, mode == runtime.NamespaceMode_NODE && podMode == runtime.NamespaceMode_NODE:
 		var kept []specs.LinuxNamespace
 		for _, ns := range spec.Linux.Namespaces {
 			if ns.Type != specs.PIDNamespace {
@@ -131,7 +134,7 @@ func setPIDNamespace(spec *specs.Spec, mode runtime.NamespaceMode) error {
 		spec.Linux.Namespaces = kept
 		return nil
 	}
-	return invalidArgument("PID namespace mode %s is not supported: every pod is its own VM", mode)
+	return invalidArgument("PID namespace mode %s is not supported: the pod does not share the host's", mode)
 }
 
 // seccompProfile is the container's seccomp filter: none for unconfined

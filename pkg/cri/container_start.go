@@ -22,7 +22,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 		return nil, err
 	}
 	log = klog.LoggerWithValues(log, "pod", c.PodID)
-	cio, err := newContainerIO(c)
+	cio, err := s.newContainerIO(c)
 	if err != nil {
 		return nil, fmt.Errorf("log of container %q: %w", c.ID, err)
 	}
@@ -55,7 +55,7 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if err != nil {
 		return nil, s.failStart(ctx, c.ID, fmt.Errorf("output of container %q: %w", c.ID, err))
 	}
-	if _, err := s.opts.Sandboxes.StartContainer(ctx, c.PodID, c.ID); err != nil {
+	if _, err := s.runtimeOf(c.Runtime).StartContainer(ctx, c.PodID, c.ID); err != nil {
 		return nil, s.failStart(ctx, c.ID, fmt.Errorf("start container %q: %w", c.ID, err))
 	}
 	if pod, err := s.pods.Get(c.PodID); err == nil {

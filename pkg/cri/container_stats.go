@@ -29,7 +29,7 @@ func (s *Service) containerStats(ctx context.Context, c containerRecord) (*runti
 	if c.State != runtime.ContainerState_CONTAINER_RUNNING {
 		return out, nil
 	}
-	st, err := s.opts.Sandboxes.StatsContainer(ctx, c.PodID, c.ID)
+	st, err := s.runtimeOf(c.Runtime).StatsContainer(ctx, c.PodID, c.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -45,14 +45,14 @@ func (s *Service) stopContainer(ctx context.Context, c containerRecord, timeout 
 		return nil
 	}
 	if timeout > 0 {
-		if err := s.opts.Sandboxes.SignalProcess(ctx, c.PodID, c.ID, c.ID, syscall.SIGTERM, false); err != nil {
+		if err := s.runtimeOf(c.Runtime).SignalProcess(ctx, c.PodID, c.ID, c.ID, syscall.SIGTERM, false); err != nil {
 			klog.V(2).InfoS("Cannot send SIGTERM", "container", c.ID, "err", err)
 		}
 		if exited, err := waitExited(ctx, cio, timeout); exited || err != nil {
 			return err
 		}
 	}
-	if _, err := s.opts.Sandboxes.StopContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) {
+	if _, err := s.runtimeOf(c.Runtime).StopContainer(ctx, c.PodID, c.ID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) {
 		return fmt.Errorf("kill container %q: %w", c.ID, err)
 	}
 	if exited, err := waitExited(ctx, cio, killReportTimeout); exited || err != nil {
@@ -61,7 +61,7 @@ func (s *Service) stopContainer(ctx context.Context, c containerRecord, timeout 
 	// Killed, and the report of it lost on the way: the sandbox's record
 	// has the exit, else the kill is what ended it.
 	exit := containerExit{code: exitcode.Killed, at: time.Now()}
-	if st, err := s.opts.Sandboxes.StatusContainer(ctx, c.PodID, c.ID); err == nil && st.State.State == sandbox.StateStopped {
+	if st, err := s.runtimeOf(c.Runtime).StatusContainer(ctx, c.PodID, c.ID); err == nil && st.State.State == sandbox.StateStopped {
 		exit.code = st.ExitCode
 	}
 	return s.forceExit(ctx, c.ID, exit)

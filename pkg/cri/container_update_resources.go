@@ -22,7 +22,7 @@ func (s *Service) UpdateContainerResources(ctx context.Context, req *runtime.Upd
 	if r == nil {
 		return &runtime.UpdateContainerResourcesResponse{}, nil
 	}
-	if err := s.opts.Sandboxes.UpdateContainer(ctx, c.PodID, c.ID, resources(r)); err != nil {
+	if err := s.runtimeOf(c.Runtime).UpdateContainer(ctx, c.PodID, c.ID, resources(r)); err != nil {
 		return nil, err
 	}
 	_, err = s.containers.Update(c.ID, func(rec *containerRecord) error {

@@ -179,7 +179,7 @@ func (s *Service) ListPodSandboxMetrics(ctx context.Context, _ *runtime.ListPodS
 			if c.PodID != pod.ID || c.State != runtime.ContainerState_CONTAINER_RUNNING {
 				continue
 			}
-			st, err := s.opts.Sandboxes.StatsContainer(ctx, c.PodID, c.ID)
+			st, err := s.runtimeOf(c.Runtime).StatsContainer(ctx, c.PodID, c.ID)
 			if err != nil {
 				continue // it may have exited meanwhile
 			}

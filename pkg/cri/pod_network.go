@@ -23,12 +23,15 @@ import (
 //  3. the network namespace, which DEL still needs.
 //
 // podNetwork.Teardown does 2 then 3 (cni.Manager.Teardown); it is called
-// only here.
-func (s *Service) teardownPod(ctx context.Context, podID, netnsPath string) error {
-	if _, err := s.opts.Sandboxes.StopSandbox(ctx, podID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
+// only here. A pod in the host's network has neither (hostNetwork).
+func (s *Service) teardownPod(ctx context.Context, rt sandboxes, podID, netnsPath string, hostNetwork bool) error {
+	if _, err := rt.StopSandbox(ctx, podID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("stop pod sandbox %q: %w", podID, err)
 	}
-	s.recordStoppedContainers(ctx, podID)
+	s.recordStoppedContainers(ctx, rt, podID)
+	if hostNetwork {
+		return nil
+	}
 	if err := s.opts.Network.Teardown(ctx, podID, netnsPath); err != nil {
 		return fmt.Errorf("tear down network of pod %q: %w", podID, err)
 	}

@@ -24,8 +24,9 @@ type podWatch struct {
 	done   chan struct{} // closed when the watch has ended
 }
 
-// watchPod starts watching the pod's VM, unless it is watched already.
-func (s *Service) watchPod(podID string) {
+// watchPod starts watching the pod's VM (or infra), unless it is watched
+// already.
+func (s *Service) watchPod(podID, handler string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &podWatch{cancel: cancel, done: make(chan struct{})}
 	s.watchMu.Lock()
@@ -39,7 +40,7 @@ func (s *Service) watchPod(podID string) {
 	go func() {
 		defer close(w.done)
 		defer logPanic("Watch of a pod's VM failed", "pod", podID)
-		end, err := s.opts.Sandboxes.WatchSandbox(ctx, podID)
+		end, err := s.runtimeOf(handler).WatchSandbox(ctx, podID)
 		if err != nil {
 			if ctx.Err() == nil {
 				klog.ErrorS(err, "Cannot watch the pod's VM", "pod", podID)

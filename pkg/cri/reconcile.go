@@ -59,13 +59,15 @@ func (s *Service) findLeftovers(ctx context.Context) (leftovers, error) {
 		_, err := s.pods.Get(id)
 		return err == nil
 	}
-	list, err := s.opts.Sandboxes.ListSandbox(ctx)
-	if err != nil {
-		return l, fmt.Errorf("list sandboxes: %w", err)
-	}
-	for _, sb := range list {
-		if !owned(sb.ID) {
-			l.sandboxes = append(l.sandboxes, sb.ID)
+	for _, rt := range s.runtimes() {
+		list, err := rt.ListSandbox(ctx)
+		if err != nil {
+			return l, fmt.Errorf("list sandboxes: %w", err)
+		}
+		for _, sb := range list {
+			if !owned(sb.ID) {
+				l.sandboxes = append(l.sandboxes, sb.ID)
+			}
 		}
 	}
 	entries, err := os.ReadDir(s.podDir(""))
@@ -131,8 +133,10 @@ func (s *Service) undoIntent(ctx context.Context, in intentRecord) error {
 			return nil
 		}
 		klog.InfoS("Taking apart a container whose CreateContainer did not finish", "pod", in.PodID, "container", in.ID, "since", in.At)
-		if _, err := s.opts.Sandboxes.DeleteContainer(ctx, in.PodID, in.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
-			return err
+		for _, rt := range s.runtimes() {
+			if _, err := rt.DeleteContainer(ctx, in.PodID, in.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+				return err
+			}
 		}
 		if err := s.removeImageVolumes(ctx, in.ImageVolumes); err != nil {
 			return err
@@ -142,14 +146,20 @@ func (s *Service) undoIntent(ctx context.Context, in intentRecord) error {
 	return fmt.Errorf("intent of unknown kind %q", in.Kind)
 }
 
-// undoPod takes down and removes a pod that has no record: its VM, its
-// network (CNI DEL, the namespace), its sandbox and its files.
+// undoPod takes down and removes a pod that has no record, on whichever
+// runtime has it: its VM or infra, its network (CNI DEL, the namespace),
+// its sandbox and its files.
 func (s *Service) undoPod(ctx context.Context, id string) error {
-	if err := s.teardownPod(ctx, id, ""); err != nil {
-		return err
+	for _, rt := range s.runtimes() {
+		if err := s.teardownPod(ctx, rt, id, "", true); err != nil {
+			return err
+		}
+		if _, err := rt.DeleteSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+			return err
+		}
 	}
-	if _, err := s.opts.Sandboxes.DeleteSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
-		return err
+	if err := s.opts.Network.Teardown(ctx, id, ""); err != nil {
+		return fmt.Errorf("tear down network of pod %q: %w", id, err)
 	}
 	return s.removePodDir(id)
 }

@@ -29,7 +29,7 @@ func newNode(t *testing.T) *node {
 // as a daemon killed there stops, and closes reached.
 func (n *node) service(t *testing.T, crashAt string, reached chan struct{}) *Service {
 	t.Helper()
-	opts := Options{StateDir: n.dir, Sandboxes: n.sbs, Images: n.imgs, Network: n.net}
+	opts := Options{StateDir: n.dir, Handlers: vmHandlers(n.sbs), Images: n.imgs, Network: n.net}
 	if crashAt != "" {
 		opts.CrashPoint = func(step string) {
 			if step == crashAt {

@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"maps"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -15,16 +16,38 @@ type podRecord struct {
 	CreatedAt time.Time
 	NetNSPath string
 	IPs       []string
-	Handler   string
+	Handler   string // the runtime handler kubelet asked for
+	Runtime   string // the handler that runs it (handlers.go)
 	// TornDown: the pod's VM and network were taken down (stopPod). A pod
 	// whose VM ended by itself is NOTREADY with its network still up.
 	TornDown bool
+}
+
+// annotations are the pod's, and the handler that runs it when that is
+// not the one kubelet asked for (runtimeAnnotation).
+func (p podRecord) annotations() map[string]string {
+	if p.Runtime == p.Handler {
+		return p.Config.Annotations
+	}
+	a := maps.Clone(p.Config.Annotations)
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[runtimeAnnotation] = p.Runtime
+	return a
+}
+
+// hostNetwork tells whether the pod is in the host's network, with no
+// namespace or CNI network of its own.
+func (p podRecord) hostNetwork() bool {
+	return p.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetNetwork() == runtime.NamespaceMode_NODE
 }
 
 // containerRecord is what the CRI server keeps of a container.
 type containerRecord struct {
 	ID         string
 	PodID      string
+	Runtime    string // its pod's handler
 	Name       string // unique: name_podname_namespace_uid_attempt
 	Config     *runtime.ContainerConfig
 	ImageID    string

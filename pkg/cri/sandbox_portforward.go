@@ -26,8 +26,9 @@ func (s *Service) PortForward(_ context.Context, req *runtime.PortForwardRequest
 }
 
 func (s *Service) portForward(ctx context.Context, podID string, port int32, stream io.ReadWriter) error {
-	if _, err := s.pods.Get(podID); err != nil {
+	pod, err := s.pods.Get(podID)
+	if err != nil {
 		return err
 	}
-	return s.opts.Sandboxes.PortForward(ctx, podID, uint32(port), stream)
+	return s.runtimeOf(pod.Runtime).PortForward(ctx, podID, uint32(port), stream)
 }

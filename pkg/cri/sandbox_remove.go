@@ -34,7 +34,7 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 			}
 		}
 	}
-	if _, err := s.opts.Sandboxes.DeleteSandbox(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
+	if _, err := s.runtimeOf(pod.Runtime).DeleteSandbox(ctx, pod.ID); err != nil && !errors.Is(err, sandbox.ErrNotFound) {
 		return nil, fmt.Errorf("delete pod sandbox %q: %w", pod.ID, err)
 	}
 	if err := s.removePodDir(pod.ID); err != nil {

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -19,19 +21,28 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/tracing"
 )
 
-// RunPodSandbox boots the pod's VM inside a network namespace that CNI
-// configured.
+// RunPodSandbox runs the pod on its handler (podHandler): a VM, or an
+// infra container of the host, inside a network namespace that CNI
+// configured, or in the host's network.
 func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxRequest) (_ *runtime.RunPodSandboxResponse, retErr error) {
 	config := req.GetConfig()
-	if err := validatePodConfig(config, req.GetRuntimeHandler()); err != nil {
+	if err := validatePodConfig(config); err != nil {
 		return nil, err
 	}
+	handler, hostNS, err := s.podHandler(config, req.GetRuntimeHandler())
+	if err != nil {
+		return nil, err
+	}
+	rt := s.runtimeOf(handler)
 	id := newID()
 	name := podName(config.Metadata)
 	log := klog.LoggerWithValues(klog.FromContext(ctx), "pod", id)
 	ctx = klog.NewContext(ctx, log)
 	ctx, call := tracing.StartCall(ctx, tracer, "RunPodSandbox")
 	defer func() { call.End(log, "Pod sandbox phases", retErr) }()
+	if handler != req.GetRuntimeHandler() {
+		log.Info("Pod shares the host's namespaces: running it as OS containers", "namespaces", namespaceNames(hostNS), "handler", handler)
+	}
 	if err := s.podNames.Reserve(name, id); err != nil {
 		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
 	}
@@ -50,7 +61,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	}()
 
 	_, span := tracer.Start(ctx, "pod_files")
-	err := s.writePodFiles(id, config)
+	err = s.writePodFiles(id, config)
 	span.End()
 	if err != nil {
 		return nil, err
@@ -58,24 +69,28 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	undo.Add("remove pod files", func(context.Context) error { return s.removePodDir(id) })
 	s.crashPoint(crashPodFiles)
 
-	pn := podNetworkOf(id, config)
-	cniCtx, span := tracer.Start(ctx, "cni")
-	result, err := s.opts.Network.Setup(cniCtx, pn)
-	span.End()
-	if err != nil {
-		return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
+	// A pod in the host's network has no namespace of its own for CNI.
+	result := &cni.Result{}
+	if !slices.Contains(hostNS, specs.NetworkNamespace) {
+		cniCtx, span := tracer.Start(ctx, "cni")
+		result, err = s.opts.Network.Setup(cniCtx, podNetworkOf(id, config))
+		span.End()
+		if err != nil {
+			return nil, fmt.Errorf("set up network of pod %q: %w", name, err)
+		}
 	}
 	undo.Add("tear down pod", func(ctx context.Context) error {
-		return s.teardownPod(ctx, id, result.NetnsPath)
+		return s.teardownPod(ctx, rt, id, result.NetnsPath, slices.Contains(hostNS, specs.NetworkNamespace))
 	})
 	s.crashPoint(crashPodNetwork)
 
-	sbCfg := s.sandboxConfig(id, config, result.NetnsPath)
-	if _, err := s.opts.Sandboxes.RunSandbox(ctx, sbCfg); err != nil {
+	sbCfg := s.sandboxConfig(id, handler, config, result.NetnsPath)
+	sbCfg.HostNamespaces = hostNS
+	if _, err := rt.RunSandbox(ctx, sbCfg); err != nil {
 		return nil, fmt.Errorf("run pod sandbox %q: %w", name, err)
 	}
 	undo.Add("delete sandbox", func(ctx context.Context) error {
-		_, err := s.opts.Sandboxes.DeleteSandbox(ctx, id)
+		_, err := rt.DeleteSandbox(ctx, id)
 		return err
 	})
 	s.crashPoint(crashPodSandbox)
@@ -83,6 +98,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 	rec := podRecord{
 		ID: id, Name: name, Config: config, State: runtime.PodSandboxState_SANDBOX_READY,
 		CreatedAt: time.Now(), NetNSPath: result.NetnsPath, IPs: result.IPs(), Handler: req.GetRuntimeHandler(),
+		Runtime: handler,
 	}
 	_, span = tracer.Start(ctx, "record_save")
 	err = s.pods.Add(id, rec)
@@ -91,34 +107,18 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		return nil, err
 	}
 	s.crashPoint(crashPodRecord)
-	s.watchPod(id)
-	log.Info("Pod sandbox running", "name", name, "ips", result.IPs())
+	s.watchPod(id, handler)
+	log.Info("Pod sandbox running", "name", name, "handler", handler, "ips", result.IPs())
 	return &runtime.RunPodSandboxResponse{PodSandboxId: id}, nil
 }
 
-func validatePodConfig(config *runtime.PodSandboxConfig, handler string) error {
+func validatePodConfig(config *runtime.PodSandboxConfig) error {
 	md := config.GetMetadata()
 	if md == nil || md.Name == "" || md.Namespace == "" || md.Uid == "" {
 		return invalidArgument("pod sandbox metadata needs a name, a namespace and a uid")
 	}
 	if len(config.Hostname) > maxHostname {
 		return invalidArgument("hostname %q is longer than %d bytes", config.Hostname, maxHostname)
-	}
-	if handler != "" && handler != RuntimeHandler {
-		return invalidArgument("unknown runtime handler %q: vc-cri has %q", handler, RuntimeHandler)
-	}
-	// A pod VM has its own kernel: it cannot share the host's network,
-	// PID or IPC namespaces. Refusing is the one consistent answer; a pod
-	// that silently got a private namespace would half-work.
-	ns := config.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if ns.GetNetwork() == runtime.NamespaceMode_NODE {
-		return invalidArgument("host network is not supported: every pod is its own VM")
-	}
-	if ns.GetPid() == runtime.NamespaceMode_NODE {
-		return invalidArgument("host PID namespace is not supported: every pod is its own VM")
-	}
-	if ns.GetIpc() == runtime.NamespaceMode_NODE {
-		return invalidArgument("host IPC namespace is not supported: every pod is its own VM")
 	}
 	return nil
 }
@@ -157,12 +157,12 @@ func podNetworkOf(id string, config *runtime.PodSandboxConfig) cni.PodNetwork {
 // the guest kernel, the agent and page cache.
 const guestOverheadMiB = 192
 
-// sandboxConfig is the pod's sandbox: the service's template sized for
+// sandboxConfig is the pod's sandbox: its handler's template sized for
 // the pod. kubelet passes the sum of its containers' limits as the pod's
-// resources; the VM gets that plus the guest's overhead, and never less
+// resources; a VM gets that plus the guest's overhead, and never less
 // than the template's size.
-func (s *Service) sandboxConfig(id string, config *runtime.PodSandboxConfig, netns string) sandbox.SandboxConfig {
-	cfg := s.opts.Sandbox
+func (s *Service) sandboxConfig(id, handler string, config *runtime.PodSandboxConfig, netns string) sandbox.SandboxConfig {
+	cfg := s.opts.Handlers[handler].Sandbox
 	cfg.ID = id
 	cfg.Hostname = podHostname(config)
 	cfg.NetworkConfig.NetNSPath = netns

@@ -22,7 +22,7 @@ func TestRunPodSandbox(t *testing.T) {
 	cfg := podConfig("web")
 	cfg.DnsConfig = &runtime.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc"}}
 	cfg.Linux = &runtime.LinuxPodSandboxConfig{Resources: &runtime.LinuxContainerResources{MemoryLimitInBytes: 1 << 30, CpuQuota: 250000, CpuPeriod: 100000}}
-	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: RuntimeHandler})
+	run, err := s.RunPodSandbox(ctx, &runtime.RunPodSandboxRequest{Config: cfg, RuntimeHandler: "vc-cri"})
 	if err != nil {
 		t.Fatalf("RunPodSandbox: %v", err)
 	}

@@ -18,7 +18,7 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxS
 		State:          pod.State,
 		CreatedAt:      pod.CreatedAt.UnixNano(),
 		Labels:         pod.Config.Labels,
-		Annotations:    pod.Config.Annotations,
+		Annotations:    pod.annotations(),
 		RuntimeHandler: pod.Handler,
 		Linux: &runtime.LinuxPodSandboxStatus{Namespaces: &runtime.Namespace{
 			Options: pod.Config.GetLinux().GetSecurityContext().GetNamespaceOptions(),
@@ -32,7 +32,7 @@ func (s *Service) PodSandboxStatus(ctx context.Context, req *runtime.PodSandboxS
 	}
 	resp := &runtime.PodSandboxStatusResponse{Status: st}
 	if req.Verbose {
-		resp.Info = map[string]string{"netns": pod.NetNSPath}
+		resp.Info = map[string]string{"netns": pod.NetNSPath, "runtimeHandler": pod.Runtime}
 	}
 	for _, c := range s.containers.List() {
 		if c.PodID == pod.ID {

@@ -33,7 +33,7 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 	// Stopping the VM ends it: the watch must not report that.
 	s.unwatchPod(pod.ID)
-	if err := s.teardownPod(ctx, pod.ID, pod.NetNSPath); err != nil {
+	if err := s.teardownPod(ctx, s.runtimeOf(pod.Runtime), pod.ID, pod.NetNSPath, pod.hostNetwork()); err != nil {
 		return err
 	}
 	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
@@ -47,8 +47,8 @@ func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 // recordStoppedContainers marks every container of a stopped pod exited:
 // a running one with the exit its sandbox recorded (its monitor does),
 // one never started as it is.
-func (s *Service) recordStoppedContainers(ctx context.Context, podID string) {
-	st, _ := s.opts.Sandboxes.StatusSandbox(ctx, podID)
+func (s *Service) recordStoppedContainers(ctx context.Context, rt sandboxes, podID string) {
+	st, _ := rt.StatusSandbox(ctx, podID)
 	exits := map[string]sandbox.ContainerStatus{}
 	for _, c := range st.ContainersStatus {
 		exits[c.ID] = c

@@ -25,15 +25,12 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/cni"
 	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/image"
-	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
 // RuntimeName and RuntimeVersion are what Version reports.
 const (
 	RuntimeName    = "vc-cri"
 	RuntimeVersion = "0.1.0"
-	// RuntimeHandler is the only runtime handler: a pod VM.
-	RuntimeHandler = "vc-cri"
 )
 
 // imageStore is what the runtime service needs of the image store.
@@ -63,13 +60,13 @@ type Options struct {
 	// StateDir holds the service's records (pods, containers) and each
 	// pod's generated files (resolv.conf, hosts, hostname).
 	StateDir string
-	// Sandbox is the configuration every pod's sandbox starts from: the
-	// hypervisor, guest image, agent, VM size and network model. The
-	// pod's own settings are applied over it.
-	Sandbox sandbox.SandboxConfig
-	// Sandboxes runs the pods' VMs and their containers: a
-	// *sandbox.Runtime.
-	Sandboxes sandboxes
+	// Handlers are the runtime handlers by name; "" is the default one,
+	// which runs pods that name none.
+	Handlers map[string]Handler
+	// HostNamespacePods names the handler that runs a pod asking for the
+	// host's network, PID or IPC namespace of a handler that cannot give
+	// them (a VM's); "" refuses such pods.
+	HostNamespacePods string
 	Images    imageStore
 	Network   podNetwork
 	// StreamingAddress is where exec, attach and port-forward streams are
@@ -120,8 +117,11 @@ var _ runtime.RuntimeServiceServer = (*Service)(nil)
 // New opens the service's records of the pods and containers a previous
 // run left; Start finds them again.
 func New(ctx context.Context, opts Options) (*Service, error) {
-	if opts.Sandboxes == nil || opts.Images == nil || opts.Network == nil {
-		return nil, errors.New("cri: Sandboxes, Images and Network are required")
+	if opts.Images == nil || opts.Network == nil {
+		return nil, errors.New("cri: Images and Network are required")
+	}
+	if err := checkHandlers(opts); err != nil {
+		return nil, err
 	}
 	pods, err := store.Open[podRecord](filepath.Join(opts.StateDir, "pods"), "pod sandbox")
 	if err != nil {
@@ -150,11 +150,17 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 		podStatsCache:       newStatsCache[*runtime.PodSandboxStats](),
 	}
 	for _, p := range pods.List() {
+		if _, ok := opts.Handlers[p.Runtime]; !ok {
+			return nil, fmt.Errorf("pod sandbox %s runs on runtime handler %q, which the configuration no longer has", p.ID, p.Runtime)
+		}
 		if err := s.podNames.Reserve(p.Name, p.ID); err != nil {
 			return nil, err
 		}
 	}
 	for _, c := range containers.List() {
+		if _, ok := opts.Handlers[c.Runtime]; !ok {
+			return nil, fmt.Errorf("container %s runs on runtime handler %q, which the configuration no longer has", c.ID, c.Runtime)
+		}
 		if err := s.ctrNames.Reserve(c.Name, c.ID); err != nil {
 			return nil, err
 		}
@@ -208,11 +214,11 @@ const recoveryTimeout = time.Minute
 // monitor, before the service serves anything: whoever finds it running
 // finds its monitor too. The monitor starts in recover.
 func (s *Service) registerRecovered(c containerRecord) {
-	cio, err := newContainerIO(c)
+	cio, err := s.newContainerIO(c)
 	if err != nil {
 		klog.ErrorS(err, "Cannot reopen the container's log; its output is lost", "pod", c.PodID, "container", c.ID)
 		c.LogPath = ""
-		cio, _ = newContainerIO(c)
+		cio, _ = s.newContainerIO(c)
 	}
 	s.addIO(c.ID, cio)
 }
@@ -222,7 +228,7 @@ func (s *Service) registerRecovered(c containerRecord) {
 func (s *Service) recover() {
 	for _, p := range s.pods.List() {
 		if p.State == runtime.PodSandboxState_SANDBOX_READY {
-			s.watchPod(p.ID)
+			s.watchPod(p.ID, p.Runtime)
 		}
 	}
 	for _, c := range s.containers.List() {

@@ -109,6 +109,17 @@ func newTestService(t testing.TB, stateDir string) (*Service, *fakeNetwork) {
 	return newTestServiceOn(t, stateDir, testSandboxes(stateDir, hypervisor.NewMock()))
 }
 
+// vmHandlers are the handlers of a node of VM pods on sandboxes, as
+// cmd/vc-cri makes them by default: "" and "vc-cri".
+func vmHandlers(sandboxes sandboxes) map[string]Handler {
+	vm := Handler{
+		Runtime:  sandboxes,
+		Sandbox:  sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
+		Features: &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true},
+	}
+	return map[string]Handler{"": vm, "vc-cri": vm}
+}
+
 // newTestServiceOn is newTestService on the given sandboxes.
 func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Service, *fakeNetwork) {
 	t.Helper()
@@ -120,11 +131,10 @@ func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Serv
 func newTestServiceWith(t testing.TB, stateDir string, sandboxes sandboxes, net podNetwork) *Service {
 	t.Helper()
 	s, err := New(context.Background(), Options{
-		StateDir:  stateDir,
-		Sandbox:   sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor, AgentType: sandbox.NoopAgentType},
-		Sandboxes: sandboxes,
-		Images:    &fakeImages{dir: t.TempDir()},
-		Network:   net,
+		StateDir: stateDir,
+		Handlers: vmHandlers(sandboxes),
+		Images:   &fakeImages{dir: t.TempDir()},
+		Network:  net,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -2,17 +2,21 @@ package cri
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
-// Status reports RuntimeReady when the guest image and hypervisor are
-// there to boot pods, and NetworkReady when CNI can set their network up;
-// and what vc-cri supports beyond the CRI's baseline: for every handler,
-// recursive read-only mounts (runc's "rro" in the guest, and the host's
-// bind read-only with its submounts); for the runtime, the
-// SupplementalGroupsPolicy (Strict as well as Merge).
+// Status reports RuntimeReady when every VM handler's guest image and
+// hypervisor are there to boot pods, and NetworkReady when CNI can set
+// their network up; and what vc-cri supports beyond the CRI's baseline:
+// for each handler its own features (Handler.Features), for the runtime
+// the SupplementalGroupsPolicy (Strict as well as Merge).
 func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runtime.StatusResponse, error) {
 	runtimeCond := &runtime.RuntimeCondition{Type: runtime.RuntimeReady, Status: true}
 	if err := s.runtimeReady(); err != nil {
@@ -23,30 +27,33 @@ func (s *Service) Status(ctx context.Context, req *runtime.StatusRequest) (*runt
 		networkCond.Status, networkCond.Reason, networkCond.Message = false, "NetworkPluginNotReady", err.Error()
 	}
 	resp := &runtime.StatusResponse{
-		Status:          &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeCond, networkCond}},
-		RuntimeHandlers: []*runtime.RuntimeHandler{{Name: "", Features: handlerFeatures()}, {Name: RuntimeHandler, Features: handlerFeatures()}},
-		Features:        &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		Status:   &runtime.RuntimeStatus{Conditions: []*runtime.RuntimeCondition{runtimeCond, networkCond}},
+		Features: &runtime.RuntimeFeatures{SupplementalGroupsPolicy: true},
+	}
+	for _, name := range slices.Sorted(maps.Keys(s.opts.Handlers)) {
+		features := s.opts.Handlers[name].Features
+		if features == nil {
+			features = &runtime.RuntimeHandlerFeatures{}
+		}
+		resp.RuntimeHandlers = append(resp.RuntimeHandlers, &runtime.RuntimeHandler{Name: name, Features: features})
 	}
 	if req.Verbose {
-		resp.Info = map[string]string{"hypervisor": string(s.opts.Sandbox.HypervisorType)}
+		resp.Info = map[string]string{"hypervisor": string(s.opts.Handlers[""].Sandbox.HypervisorType)}
 	}
 	return resp, nil
 }
 
-// handlerFeatures are what each runtime handler supports: the same for
-// both names of the one handler. User namespaces are not advertised.
-func handlerFeatures() *runtime.RuntimeHandlerFeatures {
-	return &runtime.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}
-}
-
 func (s *Service) runtimeReady() error {
-	if s.opts.Sandbox.HypervisorType != "qemu" {
-		return nil
-	}
-	h := s.opts.Sandbox.HypervisorConfig
-	for _, path := range []string{h.KernelPath, h.ImagePath} {
-		if _, err := os.Stat(path); err != nil {
-			return err
+	for _, name := range slices.Sorted(maps.Keys(s.opts.Handlers)) {
+		cfg := s.opts.Handlers[name].Sandbox
+		if cfg.HypervisorType != sandbox.QemuHypervisor {
+			continue
+		}
+		h := cfg.HypervisorConfig
+		for _, path := range []string{h.KernelPath, h.ImagePath} {
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("runtime handler %q: %w", name, err)
+			}
 		}
 	}
 	return nil
@@ -61,8 +68,8 @@ func (s *Service) UpdateRuntimeConfig(ctx context.Context, req *runtime.UpdateRu
 	return &runtime.UpdateRuntimeConfigResponse{}, nil
 }
 
-// RuntimeConfig reports the cgroup driver: cgroupfs, as the containers'
-// cgroups live in their guest, not under systemd.
+// RuntimeConfig reports the cgroup driver: cgroupfs, as VM containers'
+// cgroups live in their guest, and OS containers' under cgroupfs paths.
 func (s *Service) RuntimeConfig(context.Context, *runtime.RuntimeConfigRequest) (*runtime.RuntimeConfigResponse, error) {
 	return &runtime.RuntimeConfigResponse{Linux: &runtime.LinuxRuntimeConfiguration{CgroupDriver: runtime.CgroupDriver_CGROUPFS}}, nil
 }

@@ -30,8 +30,10 @@ func TestStatus(t *testing.T) {
 				net.statusErr = errors.New("no CNI configuration")
 			}
 			if tc.qemu {
-				s.opts.Sandbox.HypervisorType = sandbox.QemuHypervisor
-				s.opts.Sandbox.HypervisorConfig.KernelPath = filepath.Join(t.TempDir(), "vmlinuz")
+				h := s.opts.Handlers["vc-cri"]
+				h.Sandbox.HypervisorType = sandbox.QemuHypervisor
+				h.Sandbox.HypervisorConfig.KernelPath = filepath.Join(t.TempDir(), "vmlinuz")
+				s.opts.Handlers = map[string]Handler{"": s.opts.Handlers[""], "vc-cri": h}
 			}
 			resp, err := s.Status(ctx, &runtime.StatusRequest{Verbose: true})
 			if err != nil {
@@ -47,7 +49,7 @@ func TestStatus(t *testing.T) {
 					t.Fatalf("condition %s: %v, want status %v (with a reason when false)", typ, c, want)
 				}
 			}
-			if resp.Info["hypervisor"] == "" || len(resp.RuntimeHandlers) != 2 || resp.RuntimeHandlers[1].Name != RuntimeHandler {
+			if resp.Info["hypervisor"] == "" || len(resp.RuntimeHandlers) != 2 || resp.RuntimeHandlers[1].Name != "vc-cri" {
 				t.Fatalf("info %v, handlers %v", resp.Info, resp.RuntimeHandlers)
 			}
 			// The features critest and kubelet look for: recursive

@@ -100,7 +100,7 @@ vc_build_tools() {
 # vc_build_daemon: the daemon and the guest image, when absent (the
 # Makefile targets depend on `build` and `guest` and so keep them fresh).
 vc_build_daemon() {
-	if [ ! -x "$VC_CRI_BIN" ]; then
+	if [ ! -x "$VC_CRI_BIN" ] || [ ! -x "$(dirname "$VC_CRI_BIN")/vc-pause" ]; then
 		vc_log "no $VC_CRI_BIN: make build"
 		make -C "$VC_REPO" build >&2 || vc_die "make build failed"
 	fi
@@ -258,6 +258,26 @@ vc_daemon_stop() {
 
 # vc_qemu_pids: QEMU processes of this harness: their command line names
 # a path under our state directory (QMP and agent sockets).
+# vc_conmon_pids: the conmon monitors of this harness's runc pods.
+vc_conmon_pids() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+		case $cmd in
+		*conmon*"$VC_STATE/"*) echo "${p#/proc/}" ;;
+		esac
+	done
+}
+
+# vc_runc_containers: "ROOT ID" of each runc container under the state dir.
+vc_runc_containers() {
+	local f dir
+	find "$VC_STATE/runc" -name state.json 2>/dev/null | while read -r f; do
+		dir=$(dirname "$f")
+		echo "$(dirname "$dir") $(basename "$dir")"
+	done
+}
+
 vc_qemu_pids() {
 	local p cmd
 	for p in /proc/[0-9]*; do
@@ -358,6 +378,15 @@ vc_cleanup_host() {
 		vc_log "killing stray QEMU PID $p"
 		kill -KILL "$p" 2>/dev/null || true
 	done
+	local root id
+	vc_runc_containers | while read -r root id; do
+		vc_log "removing stray runc container $id"
+		vc_in_mntns runc --root "$root" delete --force "$id" >/dev/null 2>&1 || true
+	done
+	for p in $(vc_conmon_pids); do
+		vc_log "killing stray conmon PID $p"
+		kill -KILL "$p" 2>/dev/null || true
+	done
 	for m in $(vc_netns_mounts); do
 		vc_log "removing leftover netns $m"
 		vc_in_mntns umount -l "$m" 2>/dev/null || true
@@ -455,6 +484,8 @@ vc_leak_steps() {
 	ids=$(vc_known_ids | tr '\n' ' ')
 	echo "known IDs: $ids" >>"$STEPLOG"
 	step "no QEMU process left" empty "$(vc_qemu_pids)"
+	step "no conmon process left" empty "$(vc_conmon_pids)"
+	step "no runc container left" empty "$(vc_runc_containers)"
 	step "no mount left under the state dir" empty "$(vc_mounts_under "$VC_STATE")"
 	step "no netns left" empty "$(netns_left)"
 	step "no tap or veth left on the test bridge" no_links "$VC_BRIDGE" "$ids"

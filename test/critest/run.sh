@@ -5,10 +5,13 @@
 #   test/critest/run.sh [extra critest flags...]
 #
 # Environment (besides lib.sh's):
+#   CRITEST_HANDLER    runtime handler every spec's pods ask for (default
+#                      "": the VM one); its results go to _output/critest-NAME
 #   CRITEST_PARALLEL   ginkgo processes (default 1; >1 runs critest -parallel N)
 #   CRITEST_TIMEOUT    ginkgo suite timeout (default 50m)
 #   CRITEST_FOCUS      regex: run only these specs (debugging)
-#   CRITEST_SKIP_LIST  skip list file (default test/critest/skip.list)
+#   CRITEST_SKIP_LIST  skip list file (default test/critest/skip.list, or
+#                      skip-NAME.list for CRITEST_HANDLER=NAME)
 #   CRITEST_NO_SKIP    1: run the skip-listed specs too (their failures are
 #                      reported as expected and do not fail the run)
 #   CRITEST_VERBOSE    1: ginkgo -v (every spec's name and steps)
@@ -19,11 +22,12 @@ set -euo pipefail
 # shellcheck source=test/critest/lib.sh
 source "$(dirname "$0")/lib.sh"
 
+handler=${CRITEST_HANDLER:-}
 mkdir -p /run/vcct
-vc_env critest 0
+vc_env "critest${handler:+-$handler}" 0
 vc_lock
 
-skip_list=${CRITEST_SKIP_LIST:-$VC_REPO/test/critest/skip.list}
+skip_list=${CRITEST_SKIP_LIST:-$VC_REPO/test/critest/skip${handler:+-$handler}.list}
 report=$VC_RESULTS/junit.xml
 summary=$VC_RESULTS/summary.txt
 critest_log=$VC_RESULTS/critest.log
@@ -54,6 +58,9 @@ args=(
 	# the one seen so far.
 	-ginkgo.flake-attempts "${CRITEST_FLAKE_ATTEMPTS:-2}"
 )
+if [ -n "$handler" ]; then
+	args+=(-runtime-handler "$handler")
+fi
 # The test binary's own flags; critest passes them on to its ginkgo nodes.
 skip_re=$(junitsum -skip-regex "$skip_list") || vc_die "bad skip list $skip_list"
 if [ -n "$skip_re" ] && [ "${CRITEST_NO_SKIP:-0}" != 1 ]; then

@@ -87,6 +87,20 @@ EOF
 	echo "$WORK/$1-pod.json"
 }
 
+# host_pod_config NAME: a pod in the host's network and PID namespace,
+# which host_namespace_pods sends to the runc handler.
+host_pod_config() {
+	cat >"$WORK/$1-pod.json" <<EOF
+{
+  "metadata": { "name": "$1", "namespace": "vccri-e2e", "uid": "$1-$$", "attempt": 0 },
+  "log_directory": "$LOGDIR/$1",
+  "linux": { "security_context": { "namespace_options": { "network": 2, "pid": 2 } } }
+}
+EOF
+	mkdir -p "$LOGDIR/$1"
+	echo "$WORK/$1-pod.json"
+}
+
 ctr_config() { # NAME IMAGE [COMMAND-JSON]
 	local cmd=""
 	[ -n "${3:-}" ] && cmd="\"command\": $3,"
@@ -184,7 +198,7 @@ ctr_exited() { [ "$(field inspect "$1" '{{.status.state}}')" = CONTAINER_EXITED 
 pod_gone() { ! crictl_ pods -q | grep -q "$1"; }
 no_answer() { ! curl -sS --max-time 3 "http://$1:80/"; }
 pids_alive() { # PIDS
-	[ -n "$1" ] || { echo "no QEMU process found"; return 1; }
+	[ -n "$1" ] || { echo "no process found"; return 1; }
 	local p
 	for p in $1; do kill -0 "$p" || return 1; done
 }
@@ -211,6 +225,10 @@ new_container() { # POD CONFIG POD-CONFIG
 	expect new-ok crictl_ exec "$nid" echo new-ok
 }
 stop_remove_pod() { crictl_ stopp "$1" && crictl_ rmp "$1"; }
+# on_runc POD: the pod runs on the runc handler, and says so.
+on_runc() { expect '"io.vc-cri.runtime-handler": "runc"' crictl_ inspectp "$1"; }
+# in_host_pid CTR: the container sees the host's PID 1.
+in_host_pid() { expect "$(tr '\0' ' ' </proc/1/cmdline | cut -c1-20)" crictl_ exec "$1" sh -c "tr '\\0' ' ' </proc/1/cmdline"; }
 nothing_listed() { [ -z "$(crictl_ pods -q)" ] && [ -z "$(crictl_ ps -aq)" ]; }
 
 # kill_qemu POD: kill -9 of the pod's QEMU; prints the ms until the pod
@@ -352,15 +370,32 @@ CTR3=$(ctr_config sleeper "$BUSYBOX" '["sh", "-c", "echo before-restart; exec sl
 step "create + start container in second pod" create_start ctr3 "$pod2" "$CTR3" "$POD2"
 step "exec before restart" expect before-exec crictl_ exec "$ctr3" echo before-exec
 qemu_before=$(vc_qemu_pids | sort | tr '\n' ' ')
+# ... and a host-network, host-PID pod beside it, on the runc handler.
+hpod='' hctr=''
+HPOD=$(host_pod_config e2e-hostns)
+step "runp host-namespace pod" runp hpod "$HPOD"
+step "host-namespace pod runs on the runc handler" on_runc "$hpod"
+HCTR=$(ctr_config hostsleeper "$BUSYBOX" '["sh", "-c", "echo runc-before-restart; exec sleep 36000"]')
+step "create + start container in the runc pod" create_start hctr "$hpod" "$HCTR" "$HPOD"
+step "runc container sees the host's PID 1" in_host_pid "$hctr"
+conmon_before=$(vc_conmon_pids | sort | tr '\n' ' ')
 
 vc_daemon_stop
 step "the VM survives SIGTERM of vc-cri" pids_alive "$qemu_before"
+step "conmon survives SIGTERM of vc-cri" pids_alive "$conmon_before"
 step "restart vc-cri" vc_daemon_start
 step "pod and container found again, same state" found_again "$pod2" "$ctr3"
 step "same VM after restart" same "$qemu_before" "$(vc_qemu_pids | sort | tr '\n' ' ')"
 step "exec after restart" expect after-restart crictl_ exec "$ctr3" echo after-restart
 step "exec -it after restart" expect tty-yes exec_tty_simple "$ctr3"
 step "logs after restart" expect before-restart crictl_ logs "$ctr3"
+step "runc pod and container found again" found_again "$hpod" "$hctr"
+step "same conmon after restart" same "$conmon_before" "$(vc_conmon_pids | sort | tr '\n' ' ')"
+step "exec into the runc container after restart" expect runc-after-restart crictl_ exec "$hctr" echo runc-after-restart
+step "exec -it into the runc container after restart" expect tty-yes exec_tty_simple "$hctr"
+step "runc container logs after restart" expect runc-before-restart crictl_ logs "$hctr"
+step "stopp + rmp runc pod" stop_remove_pod "$hpod"
+step "no conmon left of the runc pod" empty "$(vc_conmon_pids)"
 step "new container after restart" new_container "$pod2" "$(ctr_config sleeper2 "$BUSYBOX" '["sleep", "36000"]')" "$POD2"
 step "a second vc-cri on the same state dir is refused" second_daemon_refused
 step "the CRI socket is 0660" expect 660 stat -c %a "$VC_SOCK"

@@ -47,6 +47,7 @@ RO_PORT=${VC_KUBELET_RO_PORT:-10455}
 HZ_PORT=${VC_KUBELET_HEALTHZ_PORT:-10448}
 GRACE=10                        # terminationGracePeriodSeconds of every pod
 PROBE_PERIOD=3                  # periodSeconds of both probes of web
+HOSTWEB_PORT=18090              # hostweb's server on the host's network
 PROBE_PERIODS=20                # the quiet window, in probe periods
 KDIR=/var/lib/vcct/kubelet-node # kubelet root dir, logs, config, manifests
 KROOT=$KDIR/root
@@ -271,6 +272,24 @@ spec:
       periodSeconds: $PROBE_PERIOD
     readinessProbe:
       exec: {command: [wget, -q, -O, /dev/null, "http://127.0.0.1:80/"]}
+      periodSeconds: $PROBE_PERIOD
+EOF
+	# A hostNetwork pod, as kube-proxy's: it runs on the runc handler
+	# (host_namespace_pods) and serves on the host's loopback.
+	cat >"$KDIR/src/hostweb.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: hostweb, namespace: $NS}
+spec:
+  terminationGracePeriodSeconds: $GRACE
+  hostNetwork: true
+  containers:
+  - name: httpd
+    image: $BUSYBOX
+    imagePullPolicy: IfNotPresent
+    command: [sh, -c, "mkdir -p /www && echo hostweb-on-the-host >/www/index.html && { httpd -f -p 127.0.0.1:$HOSTWEB_PORT -h /www & trap 'kill \$!; exit 0' TERM; wait; }"]
+    readinessProbe:
+      exec: {command: [wget, -q, -O, /dev/null, "http://127.0.0.1:$HOSTWEB_PORT/"]}
       periodSeconds: $PROBE_PERIOD
 EOF
 	cat >"$KDIR/src/crash.yaml" <<EOF
@@ -744,6 +763,19 @@ busy_from=$(wc -l <"$VC_DAEMON_LOG")
 crash_sandbox='' crash_qemu='' vols_sandbox=''
 crash_t0=$(add_manifest crash)
 vols_t0=$(add_manifest vols)
+hostweb_t0=$(add_manifest hostweb)
+hostweb_up() {
+	wait_pod hostweb "$hostweb_t0" 180 || return 1
+	local id
+	id=$(sandbox_ids hostweb)
+	echo "$id" >>"$VC_BASE/ids"
+	[ "$(echo "$id" | wc -w)" = 1 ] || return 1
+	crictl_ inspectp "$id" | grep -F '"io.vc-cri.runtime-handler": "runc"' || { echo "not on the runc handler"; return 1; }
+	[ -z "$(vc_qemu_of "$id")" ] || { echo "a QEMU runs for it"; return 1; }
+}
+hostweb_answers() {
+	curl -sS --max-time 5 "http://127.0.0.1:$HOSTWEB_PORT/" | grep -F hostweb-on-the-host
+}
 crash_up() {
 	retry 180 pod_running crash || { kpods; kubelet_errors crash; return 1; }
 	crash_sandbox=$(sandbox_ids crash)
@@ -761,6 +793,9 @@ vols_up() {
 }
 step "crash: manifest -> Running" crash_up
 step "vols: manifest -> Running and Ready (after its init container)" vols_up
+step "hostweb (hostNetwork): manifest -> Running and Ready, on the runc handler, no VM" hostweb_up
+figure "hostweb (hostNetwork, runc handler): manifest -> Running ${hostweb_running_ms:-?} ms, -> Ready ${hostweb_ready_ms:-?} ms"
+step "hostweb: its server answers on the host's 127.0.0.1:$HOSTWEB_PORT" retry 20 hostweb_answers
 figure "vols (init + 2 containers): manifest -> Running ${vols_running_ms:-?} ms (booted beside crash)"
 
 step "vols: init container ran to completion before the app containers" check_init_order
@@ -772,7 +807,7 @@ figure "hostPath ..data swap seen in the container after ${configmap_ms:-?} ms"
 
 step "crash: restarted in the same VM, restartCount >= 2, last exit 3" retry 120 check_restarts
 step "crash: every attempt ran and exited 3 (crictl ps -a, logs)" check_crash_logs
-step "/stats/summary: CPU and memory for every pod and running container" summary_step 60 web crash vols
+step "/stats/summary: CPU and memory for every pod and running container" summary_step 60 web crash vols hostweb
 figure "/stats/summary: $summary_partial of $summary_scrapes answers lacked a pod or container that was running"
 step "QEMU of every pod runs in that pod's cgroup" check_qemu_cgroup web crash vols
 
