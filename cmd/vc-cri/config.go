@@ -40,9 +40,9 @@ type Config struct {
 	HostNamespacePods string                   `toml:"host_namespace_pods"`
 	Runtimes          map[string]RuntimeConfig `toml:"runtimes"`
 	VM                VMConfig                 `toml:"vm"`
-	CNI     CNIConfig     `toml:"cni"`
-	Image   ImageConfig   `toml:"image"`
-	Tracing TracingConfig `toml:"tracing"`
+	CNI               CNIConfig                `toml:"cni"`
+	Image             ImageConfig              `toml:"image"`
+	Tracing           TracingConfig            `toml:"tracing"`
 }
 
 // VMConfig is the pod VM's configuration.

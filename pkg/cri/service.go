@@ -67,8 +67,8 @@ type Options struct {
 	// host's network, PID or IPC namespace of a handler that cannot give
 	// them (a VM's); "" refuses such pods.
 	HostNamespacePods string
-	Images    imageStore
-	Network   podNetwork
+	Images            imageStore
+	Network           podNetwork
 	// StreamingAddress is where exec, attach and port-forward streams are
 	// served: host:port, port 0 picks one.
 	StreamingAddress string

@@ -118,7 +118,7 @@ func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.P
 			return nil, err
 		}
 		closers = append(closers, consoleL)
-		args = append(args, "--console-socket", sock)
+		args = append(args, "--tty", "--console-socket", sock)
 		cmd.Stderr = &stderr
 	} else {
 		outR, outW, err := os.Pipe()
