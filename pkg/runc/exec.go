@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -85,8 +84,7 @@ func (r *Runtime) EnterContainer(ctx context.Context, podID, id string, cmd sand
 
 func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.Process, interactive bool) (_ *execProcess, retErr error) {
 	e := &execProcess{token: newToken(), podID: podID, containerID: id, done: make(chan struct{})}
-	// Outside the bundle: a terminal's console socket needs a short path.
-	dir, err := os.MkdirTemp("", "vc-runc-exec-")
+	dir, err := os.MkdirTemp(r.bundle(podID, id), "exec-")
 	if err != nil {
 		return nil, err
 	}
@@ -109,17 +107,23 @@ func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.P
 	}
 	args := []string{"--root", r.runcRoot, "exec", "--pid-file", filepath.Join(dir, "pid"), "--process", filepath.Join(dir, "process.json")}
 	cmd := exec.Command(r.cfg.Runc)
-	var stderr tailBuffer
-	var consoleL *net.UnixListener
 	if proc.Terminal {
-		sock := filepath.Join(dir, "console.sock")
-		consoleL, err = net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+		// runc makes the process's terminal and, not detached, carries it
+		// to and from its own: a terminal of ours, raw, whose size runc
+		// copies onto the process's when it gets SIGWINCH (ours is runc's
+		// controlling terminal, so resizing it sends that).
+		master, slave, err := openPty()
 		if err != nil {
 			return nil, err
 		}
-		closers = append(closers, consoleL)
-		args = append(args, "--tty", "--console-socket", sock)
-		cmd.Stderr = &stderr
+		closers = append(closers, master)
+		defer slave.Close()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		e.pty = master
+		e.stdout = ptyReader{master}
+		e.stderr = io.NopCloser(eofReader{})
+		e.stdin = ptyStdin{master}
 	} else {
 		outR, outW, err := os.Pipe()
 		if err != nil {
@@ -153,19 +157,6 @@ func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.P
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if consoleL != nil {
-		pty, err := receivePty(ctx, consoleL, exited)
-		if err != nil {
-			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("%w: %s", err, stderr.b)
-		}
-		e.pty = pty
-		closers = append(closers, pty)
-		e.stdout = ptyReader{pty}
-		e.stderr = io.NopCloser(eofReader{})
-		e.stdin = ptyStdin{pty}
-		consoleL.Close()
-	}
 	go func() {
 		err := <-exited
 		e.code = execExitCode(cmd.ProcessState, err)
@@ -190,60 +181,6 @@ func execExitCode(ps *os.ProcessState, err error) int32 {
 		return int32(code)
 	}
 	return exitcode.Unknown
-}
-
-// receivePty accepts runc's connection on the console socket and
-// receives the terminal's master (SCM_RIGHTS), unless runc exits or ctx
-// ends first.
-func receivePty(ctx context.Context, l *net.UnixListener, exited <-chan error) (*os.File, error) {
-	ctx, cancel := withDeadline(ctx)
-	defer cancel()
-	type result struct {
-		f   *os.File
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := l.AcceptUnix()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		dl, _ := ctx.Deadline()
-		_ = c.SetDeadline(dl)
-		oob := make([]byte, unix.CmsgSpace(4))
-		buf := make([]byte, 4096)
-		_, oobn, _, _, err := c.ReadMsgUnix(buf, oob)
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
-		if err != nil || len(msgs) != 1 {
-			got <- result{err: fmt.Errorf("no terminal from runc: %v", err)}
-			return
-		}
-		fds, err := unix.ParseUnixRights(&msgs[0])
-		if err != nil || len(fds) != 1 {
-			for _, fd := range fds {
-				unix.Close(fd)
-			}
-			got <- result{err: fmt.Errorf("no terminal from runc: %v", err)}
-			return
-		}
-		got <- result{f: os.NewFile(uintptr(fds[0]), "pty")}
-	}()
-	select {
-	case res := <-got:
-		return res.f, res.err
-	case err := <-exited:
-		l.Close()
-		return nil, fmt.Errorf("runc exec exited before its terminal was made: %v", err)
-	case <-ctx.Done():
-		l.Close()
-		return nil, ctx.Err()
-	}
 }
 
 // ptyReader reads a terminal's master: EIO once the process's side has
