@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -80,8 +82,13 @@ func judge(f hostFacts, cfg *Config, configPath string) []checkResult {
 		"openat2 and mount_setattr for the shared filesystem%s", errSuffix(f.MountAPIErr))
 	add("overlay", f.Overlay, "modprobe overlay", "overlayfs for container roots%s", errSuffix(errIf(!f.Overlay, "not in /proc/filesystems")))
 	add("tap", f.TunErr == nil, "modprobe tun (or: mkdir -p /dev/net && mknod /dev/net/tun c 10 200)", "/dev/net/tun%s", errSuffix(f.TunErr))
-	// Containers' cgroups live in their guest; the host's only matter to
-	// whoever confines QEMU itself.
+	for _, name := range slices.Sorted(maps.Keys(f.RuncHandlers)) {
+		rf := f.RuncHandlers[name]
+		add("runc handler "+name, rf.Err == nil, "apt-get install -y runc conmon (or `make deps`), or set runtime_path and conmon_path of [runtimes."+name+"] in "+configPath,
+			"%s; %s%s", rf.Runc, rf.Conmon, errSuffix(rf.Err))
+	}
+	// VM containers' cgroups live in their guest; the host's only matter
+	// to whoever confines QEMU and the runc handler's containers.
 	add("cgroups", true, "", "containers use their guest's cgroup v2; host: %s", f.Cgroup)
 	return results
 }

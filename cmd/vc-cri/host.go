@@ -48,6 +48,9 @@ type hostFacts struct {
 	TunErr  error
 	Cgroup  string
 
+	// RuncHandlers are the runc handlers' programs, by handler name.
+	RuncHandlers map[string]runcFact
+
 	// QEMUSandboxErr: QEMU lacks -sandbox (built without seccomp), which
 	// vc-cri starts every VM under.
 	QEMUSandboxErr error
@@ -57,6 +60,13 @@ type hostFacts struct {
 }
 
 // fileFact is a file the daemon needs, with its hash when asked.
+// runcFact is what a runc handler runs: runc's version, conmon's, and
+// whether vc-pause is there; Err names what is missing.
+type runcFact struct {
+	Runc, Conmon string
+	Err          error
+}
+
 type fileFact struct {
 	Path   string
 	Size   int64
@@ -120,7 +130,43 @@ func gatherFacts(ctx context.Context, cfg *Config, opts factOptions) hostFacts {
 	}
 	f.MountAPIErr = mountAPI()
 	f.Cgroup = hostCgroups()
+	f.RuncHandlers = map[string]runcFact{}
+	for name, rc := range cfg.Runtimes {
+		if rc.Type == handlerRunc {
+			f.RuncHandlers[name] = runcHandlerFact(ctx, rc)
+		}
+	}
 	return f
+}
+
+// runcHandlerFact runs the handler's runc and conmon for their versions.
+func runcHandlerFact(ctx context.Context, rc RuntimeConfig) runcFact {
+	var rf runcFact
+	version := func(path string) (string, error) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		out, err := osexec.CommandContext(ctx, path, "--version").Output()
+		if err != nil {
+			return "", fmt.Errorf("%s --version: %w", path, err)
+		}
+		first, _, _ := strings.Cut(string(out), "\n")
+		return first, nil
+	}
+	var errs []error
+	var err error
+	if rf.Runc, err = version(rc.RuntimePath); err != nil {
+		errs = append(errs, err)
+	}
+	if rf.Conmon, err = version(rc.ConmonPath); err != nil {
+		errs = append(errs, err)
+	}
+	if rc.PausePath != "" {
+		if _, err := os.Stat(rc.PausePath); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	rf.Err = errors.Join(errs...)
+	return rf
 }
 
 // statFile describes path, with its sha256 if hash.
