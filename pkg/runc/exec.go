@@ -121,7 +121,7 @@ func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.P
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 		cmd.SysProcAttr = &unix.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 		e.pty = master
-		e.stdout = ptyReader{master}
+		e.stdout = &ptyReader{f: master}
 		e.stderr = io.NopCloser(eofReader{})
 		e.stdin = ptyStdin{master}
 	} else {
@@ -184,18 +184,27 @@ func execExitCode(ps *os.ProcessState, err error) int32 {
 }
 
 // ptyReader reads a terminal's master: EIO once the process's side has
-// closed is its end.
-type ptyReader struct{ f *os.File }
+// closed is its end, which closes the master (stdin too, then).
+type ptyReader struct {
+	f    *os.File
+	once sync.Once
+}
 
-func (p ptyReader) Read(b []byte) (int, error) {
+func (p *ptyReader) Read(b []byte) (int, error) {
 	n, err := p.f.Read(b)
 	if errors.Is(err, unix.EIO) {
 		err = io.EOF
 	}
+	if err != nil {
+		p.Close()
+	}
 	return n, err
 }
 
-func (p ptyReader) Close() error { return nil } // the exec's end closes it
+func (p *ptyReader) Close() error {
+	p.once.Do(func() { p.f.Close() })
+	return nil
+}
 
 // ptyStdin writes to a terminal; closing it sends end-of-file (^D), as a
 // terminal has no stdin of its own to close.
@@ -241,7 +250,8 @@ func (r *Runtime) release(e *execProcess) {
 		<-e.done
 		os.RemoveAll(e.dir)
 		if e.pty != nil {
-			time.AfterFunc(time.Minute, func() { e.pty.Close() })
+			// Left to its reader, which sees its end; unless none reads.
+			time.AfterFunc(time.Minute, func() { e.stdout.Close() })
 		}
 	}()
 }

@@ -165,10 +165,21 @@ func (r *Runtime) StopSandbox(ctx context.Context, podID string) (sandbox.VCSand
 	if err != nil {
 		return nil, err
 	}
+	// Every kill first, then the waits: the waits overlap.
+	bundles := map[string]string{podID: r.infraBundle(podID)}
 	for _, id := range ids {
-		r.killContainer(ctx, r.bundle(podID, id), id)
+		bundles[id] = r.bundle(podID, id)
 	}
-	r.killContainer(ctx, r.infraBundle(podID), podID)
+	for id, b := range bundles {
+		r.kill(ctx, b, id)
+	}
+	wctx, cancel := context.WithTimeout(ctx, stopWait)
+	defer cancel()
+	for id, b := range bundles {
+		if err := waitMonitor(wctx, b); err != nil {
+			klog.FromContext(ctx).Error(err, "Container's monitor did not record its exit", "pod", podID, "container", id)
+		}
+	}
 	r.dropExecs(podID, "")
 	if !rec.Stopped {
 		rec.Stopped = true
@@ -187,7 +198,16 @@ const stopWait = 10 * time.Second
 // killContainer SIGKILLs every process of the container and waits, for
 // stopWait at most, until its monitor has exited (and written its exit).
 func (r *Runtime) killContainer(ctx context.Context, bundle, id string) {
-	log := klog.FromContext(ctx).WithValues("container", id)
+	r.kill(ctx, bundle, id)
+	wctx, cancel := context.WithTimeout(ctx, stopWait)
+	defer cancel()
+	if err := waitMonitor(wctx, bundle); err != nil {
+		klog.FromContext(ctx).Error(err, "Container's monitor did not record its exit", "container", id)
+	}
+}
+
+// kill SIGKILLs every process of the container, if its monitor runs.
+func (r *Runtime) kill(ctx context.Context, bundle, id string) {
 	if !monitorAlive(bundle) {
 		return
 	}
@@ -195,13 +215,8 @@ func (r *Runtime) killContainer(ctx context.Context, bundle, id string) {
 		// A created container's init is not in its cgroup yet for --all on
 		// cgroup v1: kill it alone.
 		if _, err2 := r.runc(ctx, nil, "kill", id, "KILL"); err2 != nil {
-			log.V(2).Info("Cannot kill container", "err", err, "err2", err2)
+			klog.FromContext(ctx).V(2).Info("Cannot kill container", "container", id, "err", err, "err2", err2)
 		}
-	}
-	wctx, cancel := context.WithTimeout(ctx, stopWait)
-	defer cancel()
-	if err := waitMonitor(wctx, bundle); err != nil {
-		log.Error(err, "Container's monitor did not record its exit")
 	}
 }
 

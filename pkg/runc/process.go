@@ -163,18 +163,9 @@ func (r *Runtime) WinsizeProcess(ctx context.Context, podID, id, token string, h
 		if e.pty == nil {
 			return fmt.Errorf("process %s has no terminal: %w", token, sandbox.ErrInvalidState)
 		}
-		// Not Fd(): it would make the terminal's reads blocking.
-		rc, err := e.pty.SyscallConn()
-		if err != nil {
-			return err
-		}
-		var ioctlErr error
-		if err := rc.Control(func(fd uintptr) {
-			ioctlErr = unix.IoctlSetWinsize(int(fd), unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(height), Col: uint16(width)})
-		}); err != nil {
-			return err
-		}
-		return ioctlErr
+		return ptyControl(e.pty, func(fd int) error {
+			return unix.IoctlSetWinsize(fd, unix.TIOCSWINSZ, &unix.Winsize{Row: uint16(height), Col: uint16(width)})
+		})
 	}
 	rec, st, err := r.containerState(podID, id)
 	if err != nil {

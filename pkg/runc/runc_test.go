@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -358,4 +359,82 @@ func TestRestart(t *testing.T) {
 	if pods, err := r.ListSandbox(ctx); err != nil || len(pods) != 0 {
 		t.Errorf("pods after delete: %+v, %v", pods, err)
 	}
+}
+
+// The namespace rule: a container joins the pod's namespaces its spec
+// does not list, the host's for a pod that shares them.
+func TestNamespaces(t *testing.T) {
+	r := newRuntime(t, "")
+	ctx := testContext(t)
+	rootfs := busyboxRoot(t)
+	self := func(ns string) string {
+		l, err := os.Readlink("/proc/self/ns/" + ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	// namespaces runs a container whose spec lists only the mount
+	// namespace, and returns its namespaces as it sees them.
+	namespaces := func(pod string) map[string]string {
+		cfg := containerConfig(t, rootfs, "sh", "-c", "for n in net ipc uts pid; do echo $n $(readlink /proc/self/ns/$n); done")
+		cfg.CustomSpec.Linux.Namespaces = []specs.LinuxNamespace{{Type: specs.MountNamespace}}
+		cfg.LogPath = filepath.Join(t.TempDir(), "log")
+		startContainer(t, r, pod, cfg)
+		if code, err := r.WaitProcess(ctx, pod, cfg.ID, cfg.ID); err != nil || code != 0 {
+			t.Fatalf("exit %d, %v", code, err)
+		}
+		b, err := os.ReadFile(cfg.LogPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			f := strings.Fields(line) // time stdout F ns link
+			if len(f) == 5 {
+				got[f[3]] = f[4]
+			}
+		}
+		return got
+	}
+
+	t.Run("host", func(t *testing.T) {
+		id := randomID()
+		cfg := sandbox.SandboxConfig{ID: id, HostNamespaces: []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.PIDNamespace, specs.IPCNamespace}}
+		if _, err := r.RunSandbox(ctx, cfg); err != nil {
+			t.Fatal(err)
+		}
+		defer r.DeleteSandbox(context.Background(), id)
+		got := namespaces(id)
+		for _, ns := range []string{"net", "ipc", "uts", "pid"} {
+			if got[ns] != self(ns) {
+				t.Errorf("%s namespace %q, want the host's %q", ns, got[ns], self(ns))
+			}
+		}
+	})
+	t.Run("pod", func(t *testing.T) {
+		nsPath := netns(t)
+		pod := runPod(t, r, nsPath)
+		got := namespaces(pod)
+		var st syscall.Stat_t
+		if err := syscall.Stat(nsPath, &st); err != nil {
+			t.Fatal(err)
+		}
+		if want := "net:[" + strconv.FormatUint(st.Ino, 10) + "]"; got["net"] != want {
+			t.Errorf("net namespace %q, want the pod's %q", got["net"], want)
+		}
+		pid, err := r.infraPid(pod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ns := range []string{"ipc", "uts", "pid"} {
+			infra, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "ns", ns))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got[ns] != infra || infra == self(ns) {
+				t.Errorf("%s namespace %q, want the infra's %q, not the host's %q", ns, got[ns], infra, self(ns))
+			}
+		}
+	})
 }

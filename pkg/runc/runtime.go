@@ -200,5 +200,7 @@ func (r *Runtime) runc(ctx context.Context, stdin []byte, args ...string) ([]byt
 // errNoContainer tells whether runc's error says the container does not
 // exist (any more).
 func errNoContainer(err error) bool {
-	return err != nil && (regexp.MustCompile(`does not exist|not exist|container .* not found`).MatchString(err.Error()))
+	return err != nil && noContainer.MatchString(err.Error())
 }
+
+var noContainer = regexp.MustCompile(`does not exist|container .* not found`)
