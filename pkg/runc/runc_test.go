@@ -438,3 +438,98 @@ func TestNamespaces(t *testing.T) {
 		}
 	})
 }
+
+// A container with a terminal: its size set through conmon before it
+// starts, its stdin and output through the attach socket.
+func TestTerminalContainer(t *testing.T) {
+	r := newRuntime(t, "")
+	ctx := testContext(t)
+	pod := runPod(t, r, "")
+	cfg := containerConfig(t, busyboxRoot(t), "sh", "-c", "stty size; read x; echo got $x; exit 6")
+	cfg.CustomSpec.Process.Terminal = true
+	cfg.Cmd.Interactive = true
+	if _, _, err := r.CreateContainer(ctx, pod, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WinsizeProcess(ctx, pod, cfg.ID, cfg.ID, 40, 120); err != nil {
+		t.Fatal(err)
+	}
+	stdin, stdout, stderr, err := r.IOStream(ctx, pod, cfg.ID, cfg.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stderr.Close()
+	if _, err := r.StartContainer(ctx, pod, cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(stdin, "xyz\n"); err != nil {
+		t.Fatal(err)
+	}
+	out := readAll(t, stdout)
+	if !strings.Contains(out, "40 120") || !strings.Contains(out, "got xyz") {
+		t.Errorf("terminal output %q, want the size 40 120 and got xyz", out)
+	}
+	if e := readAll(t, stderr); e != "" {
+		t.Errorf("stderr of a terminal %q", e)
+	}
+	if code, err := r.WaitProcess(ctx, pod, cfg.ID, cfg.ID); err != nil || code != 6 {
+		t.Errorf("exit %d, %v; want 6", code, err)
+	}
+}
+
+// conmon reopens the log when told, after a rotation.
+func TestReopenContainerLog(t *testing.T) {
+	r := newRuntime(t, "")
+	ctx := testContext(t)
+	pod := runPod(t, r, "")
+	cfg := containerConfig(t, busyboxRoot(t), "sh", "-c", "echo first; sleep 1; echo second; sleep 100")
+	cfg.LogPath = filepath.Join(t.TempDir(), "log")
+	startContainer(t, r, pod, cfg)
+	waitFor(t, func() bool { b, _ := os.ReadFile(cfg.LogPath); return strings.Contains(string(b), "first") })
+	if err := os.Rename(cfg.LogPath, cfg.LogPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReopenContainerLog(ctx, pod, cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { b, _ := os.ReadFile(cfg.LogPath); return strings.Contains(string(b), "stdout F second") })
+	if _, err := r.StopContainer(ctx, pod, cfg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ReopenContainerLog(ctx, pod, cfg.ID); !errors.Is(err, sandbox.ErrInvalidState) {
+		t.Errorf("reopen the log of a stopped container: %v", err)
+	}
+}
+
+// The pod's sysctls are set in its namespaces, which its containers see.
+func TestSysctls(t *testing.T) {
+	r := newRuntime(t, "")
+	ctx := testContext(t)
+	id := randomID()
+	cfg := sandbox.SandboxConfig{ID: id, NetworkConfig: sandbox.NetworkConfig{NetNSPath: netns(t)},
+		Sysctls: map[string]string{"net.ipv4.ip_unprivileged_port_start": "77", "kernel.shmmni": "1234"}}
+	if _, err := r.RunSandbox(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	defer r.DeleteSandbox(context.Background(), id)
+	c := containerConfig(t, busyboxRoot(t), "sh", "-c", "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shmmni")
+	c.LogPath = filepath.Join(t.TempDir(), "log")
+	startContainer(t, r, id, c)
+	if code, err := r.WaitProcess(ctx, id, c.ID, c.ID); err != nil || code != 0 {
+		t.Fatalf("exit %d, %v", code, err)
+	}
+	b, _ := os.ReadFile(c.LogPath)
+	if !regexp.MustCompile(`stdout F 77\n.* stdout F 1234\n`).Match(b) {
+		t.Errorf("log %q, want the pod's sysctls 77 and 1234", b)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatal("condition never met")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
