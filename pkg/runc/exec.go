@@ -140,6 +140,7 @@ func (r *Runtime) startExec(ctx context.Context, podID, id string, proc *specs.P
 		defer errW.Close()
 		cmd.Stdout, cmd.Stderr = outW, errW
 		e.stdout, e.stderr = outR, errR
+		e.stdin = noStdin{}
 		if interactive {
 			inR, inW, err := os.Pipe()
 			if err != nil {

@@ -23,9 +23,10 @@ import (
 // socket, made again at each call (after a daemon restart too): output
 // comes from the moment of the call (conmon writes the log itself), and
 // closing stdin closes the container's, as closing the connection does
-// (conmon runs without --leave-stdin-open). stdin is nil for a process
-// started without Interactive; stderr is empty for a terminal's. The
-// caller reads both outputs and closes them.
+// (conmon runs without --leave-stdin-open). They end when ctx does. The
+// stdin of a process started without Interactive refuses writes; stderr
+// is empty for a terminal's. The caller reads both outputs (a packet for
+// one waits until it is read) and closes them.
 func (r *Runtime) IOStream(ctx context.Context, podID, id, token string) (io.WriteCloser, io.ReadCloser, io.ReadCloser, error) {
 	if token != id {
 		e, err := r.exec(podID, id, token)
@@ -54,9 +55,11 @@ func (r *Runtime) IOStream(ctx context.Context, podID, id, token string) (io.Wri
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("attach to container %s: %w", id, err)
 	}
+	// The streams last as long as the call's context, as the VM's do.
+	context.AfterFunc(ctx, func() { conn.Close() })
 	a := newAttachStreams(conn)
 	stdout, stderr := a.outputs()
-	var stdin io.WriteCloser
+	var stdin io.WriteCloser = noStdin{}
 	if rec.Config.Cmd.Interactive {
 		stdin = attachStdin{conn}
 	}
@@ -179,3 +182,12 @@ func (r *Runtime) WinsizeProcess(ctx context.Context, podID, id, token string, h
 	}
 	return control(ctx, r.bundle(podID, id), fmt.Sprintf("1 %d %d", height, width))
 }
+
+// noStdin is the stdin of a process that has none.
+type noStdin struct{}
+
+func (noStdin) Write([]byte) (int, error) {
+	return 0, fmt.Errorf("the process has no stdin: %w", sandbox.ErrInvalidState)
+}
+
+func (noStdin) Close() error { return nil }

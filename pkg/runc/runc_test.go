@@ -533,3 +533,31 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Unknown pods, containers and tokens are ErrNotFound; IDs that are no
+// names of a directory too.
+func TestNotFound(t *testing.T) {
+	r := newRuntime(t, "")
+	ctx := testContext(t)
+	pod := runPod(t, r, "")
+	id := startContainer(t, r, pod, containerConfig(t, busyboxRoot(t), "sleep", "1000"))
+	for name, err := range map[string]error{
+		"pod":          func() error { _, err := r.StatusSandbox(ctx, randomID()); return err }(),
+		"pod path":     func() error { _, err := r.StatusSandbox(ctx, "../pods"); return err }(),
+		"delete pod":   func() error { _, err := r.DeleteSandbox(ctx, randomID()); return err }(),
+		"container":    func() error { _, err := r.StatusContainer(ctx, pod, randomID()); return err }(),
+		"in other pod": func() error { _, err := r.StopContainer(ctx, randomID(), id); return err }(),
+		"token":        func() error { _, err := r.WaitProcess(ctx, pod, id, randomID()); return err }(),
+		"signal token": r.SignalProcess(ctx, pod, id, randomID(), syscall.SIGTERM, false),
+	} {
+		if !errors.Is(err, sandbox.ErrNotFound) {
+			t.Errorf("%s: %v, want ErrNotFound", name, err)
+		}
+	}
+	if _, err := r.DeleteContainer(ctx, pod, id); !errors.Is(err, sandbox.ErrInvalidState) {
+		t.Errorf("delete of a running container: %v, want ErrInvalidState", err)
+	}
+	if _, _, err := r.CreateContainer(ctx, pod, containerConfig(t, "relative", "true")); !errors.Is(err, sandbox.ErrInvalidConfig) {
+		t.Errorf("a relative root: %v, want ErrInvalidConfig", err)
+	}
+}
