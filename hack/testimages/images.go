@@ -114,14 +114,17 @@ func Busybox() (v1.Image, error) {
 }
 
 // webServer is an image whose command serves HTTP on port with busybox
-// httpd. Its PID 1 argv[0] reads "nginx: master process ...", as critest
-// looks for in /proc/1/cmdline; busybox still finds the httpd applet
-// through the argv[0] base name.
-func webServer(port int, docroot, argv0 string, index string) (v1.Image, error) {
+// httpd, run as program: its PID 1 argv[0] reads argv0 ("nginx: master
+// process ...", as critest looks for in /proc/1/cmdline) and its name is
+// program (busybox pidof finds it so: it is executed through
+// /usr/sbin/PROGRAM, a link to busybox), and it writes its PID to
+// /var/run/PROGRAM.pid, as nginx does. busybox still finds the httpd
+// applet through the argv[0] base name.
+func webServer(port int, docroot, program, argv0 string, index string) (v1.Image, error) {
 	// A line at start, as real servers log one (critest looks for "httpd"
 	// in the httpd container's log).
-	script := fmt.Sprintf("#!/bin/sh\necho %q >&2\nexec -a %q /bin/busybox -f -p %d -h %s\n",
-		fmt.Sprintf("%s: listening on port %d", argv0, port), argv0, port, docroot)
+	script := fmt.Sprintf("#!/bin/sh\necho %q >&2\necho $$ >/var/run/%s.pid\nexec -a %q /usr/sbin/%s -f -p %d -h %s\n",
+		fmt.Sprintf("%s: listening on port %d", argv0, port), program, argv0, program, port, docroot)
 	return onBusybox(v1.Config{
 		Cmd:          []string{"/usr/local/bin/serve"},
 		ExposedPorts: map[string]struct{}{fmt.Sprintf("%d/tcp", port): {}},
@@ -130,6 +133,7 @@ func webServer(port int, docroot, argv0 string, index string) (v1.Image, error) 
 		dir(docroot[1:], 0o755),
 		file(docroot[1:]+"/index.html", 0o644, index),
 		file("usr/local/bin/serve", 0o755, script),
+		entry{Name: "usr/sbin/" + program, Type: tar.TypeSymlink, Mode: 0o777, Link: "/bin/busybox"},
 	)
 }
 
@@ -181,15 +185,15 @@ func Catalog(nnp string) ([]Image, error) {
 	if err := add(e2e+"busybox", img, err, "1.29-2"); err != nil {
 		return nil, err
 	}
-	img, err = webServer(80, "/usr/share/nginx/html", "nginx: master process /usr/sbin/httpd", nginxIndex)
+	img, err = webServer(80, "/usr/share/nginx/html", "nginx", "nginx: master process /usr/sbin/httpd", nginxIndex)
 	if err := add(e2e+"nginx", img, err, "1.14-2"); err != nil {
 		return nil, err
 	}
-	img, err = webServer(12003, "/usr/share/nginx/html", "nginx: master process /usr/sbin/httpd", nginxIndex)
+	img, err = webServer(12003, "/usr/share/nginx/html", "nginx", "nginx: master process /usr/sbin/httpd", nginxIndex)
 	if err := add(cri+"hostnet-nginx-"+runtime.GOARCH, img, err, "latest"); err != nil {
 		return nil, err
 	}
-	img, err = webServer(80, "/usr/local/apache2/htdocs", "httpd", "<html><body><h1>It works!</h1></body></html>\n")
+	img, err = webServer(80, "/usr/local/apache2/htdocs", "httpd", "httpd", "<html><body><h1>It works!</h1></body></html>\n")
 	if err := add(e2e+"httpd", img, err, "2.4.39-4"); err != nil {
 		return nil, err
 	}

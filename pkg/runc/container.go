@@ -162,6 +162,9 @@ func (r *Runtime) CreateContainer(ctx context.Context, podID string, cfg sandbox
 	if err := r.saveContainer(podID, rec); err != nil {
 		return nil, nil, err
 	}
+	if spec.Root.Path, err = bindRootfs(cfg.RootFs, bundle); err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", cfg.ID, err)
+	}
 	if err := writeSpec(bundle, spec); err != nil {
 		return nil, nil, err
 	}
@@ -248,6 +251,9 @@ func (r *Runtime) removeContainer(ctx context.Context, podID, id string) error {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
 	_ = os.Remove(filepath.Join(r.podDir(podID), "exits", id))
+	if err := unbindRootfs(r.bundle(podID, id)); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
 	return os.RemoveAll(r.bundle(podID, id))
 }
 
@@ -263,6 +269,29 @@ func (r *Runtime) StatusContainer(ctx context.Context, podID, id string) (sandbo
 	return r.containerStatus(podID, c), nil
 }
 
+// logReopenTimeout bounds the wait for conmon to make the new log file.
+const logReopenTimeout = 10 * time.Second
+
+// waitForFile waits until path exists.
+func waitForFile(ctx context.Context, path string) error {
+	ctx, cancel := context.WithTimeout(ctx, logReopenTimeout)
+	defer cancel()
+	for {
+		_, err := os.Stat(path)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("log %s not reopened: %w", path, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
 // ReopenContainerLog has conmon reopen the container's log file, after
 // kubelet rotated it.
 func (r *Runtime) ReopenContainerLog(ctx context.Context, podID, id string) error {
@@ -273,5 +302,14 @@ func (r *Runtime) ReopenContainerLog(ctx context.Context, podID, id string) erro
 	if st.State.State == sandbox.StateStopped {
 		return fmt.Errorf("container %s is stopped: %w", id, sandbox.ErrInvalidState)
 	}
-	return control(ctx, r.bundle(podID, id), "2 0 0")
+	c, err := r.loadContainer(podID, id)
+	if err != nil {
+		return err
+	}
+	if err := control(ctx, r.bundle(podID, id), "2 0 0"); err != nil {
+		return err
+	}
+	// conmon reopens when it reads the message: kubelet, as critest,
+	// looks for the new file as soon as this returns.
+	return waitForFile(ctx, c.Config.LogPath)
 }

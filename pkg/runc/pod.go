@@ -255,6 +255,11 @@ func (r *Runtime) removePod(ctx context.Context, rec *podRecord) error {
 			errs = append(errs, err)
 		}
 	}
+	for _, id := range ids {
+		if err := unbindRootfs(r.bundle(podID, id)); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if rec.Config.CgroupParent == "" {
 		if err := removeCgroup(ownCgroup(podID)); err != nil {
 			errs = append(errs, err)

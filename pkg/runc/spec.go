@@ -138,6 +138,9 @@ func containerSpec(pod *sandbox.SandboxConfig, infraPid int, c *sandbox.Containe
 	if err := setUser(spec.Process, c.RootFs, c.Cmd); err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
+	if err := keepHostCapabilities(spec.Process.Capabilities); err != nil {
+		return nil, fmt.Errorf("container %q: %w", c.ID, err)
+	}
 	if c.RootFs == "" || !filepath.IsAbs(c.RootFs) {
 		return nil, fmt.Errorf("container %q: root %q is not an absolute path: %w", c.ID, c.RootFs, sandbox.ErrInvalidConfig)
 	}

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/prometheus/procfs"
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
@@ -86,8 +89,13 @@ func (r *Runtime) StatsContainer(ctx context.Context, podID, id string) (sandbox
 	if limit >= 1<<62 { // "no limit", as v1 reports it
 		limit = 0
 	}
+	ifaces, err := interfaces(st.PID)
+	if err != nil {
+		return sandbox.ContainerStats{}, fmt.Errorf("network stats of container %s: %w", id, err)
+	}
 	return sandbox.ContainerStats{
 		Timestamp:             time.Now(),
+		Interfaces:            ifaces,
 		CPUUsageNanos:         d.CPU.Usage.Total,
 		CPUUserNanos:          d.CPU.Usage.User,
 		CPUSystemNanos:        d.CPU.Usage.Kernel,
@@ -108,6 +116,37 @@ func (r *Runtime) StatsContainer(ctx context.Context, podID, id string) (sandbox
 		MajorPageFaults:       raw(m, "total_pgmajfault", "pgmajfault"),
 		Pids:                  d.Pids.Current,
 	}, nil
+}
+
+// interfaces are the counters of the network interfaces the process pid
+// sees, its pod's (the host's, for a pod on the host's network), but the
+// loopback, in the order of their names.
+func interfaces(pid int) ([]sandbox.InterfaceStats, error) {
+	fs, err := procfs.NewFS("/proc")
+	if err != nil {
+		return nil, err
+	}
+	p, err := fs.Proc(pid)
+	if err != nil {
+		return nil, err
+	}
+	dev, err := p.NetDev()
+	if err != nil {
+		return nil, err
+	}
+	var out []sandbox.InterfaceStats
+	for _, name := range slices.Sorted(maps.Keys(dev)) {
+		if name == "lo" {
+			continue
+		}
+		l := dev[name]
+		out = append(out, sandbox.InterfaceStats{
+			Name:    name,
+			RxBytes: l.RxBytes, RxPackets: l.RxPackets, RxErrors: l.RxErrors, RxDropped: l.RxDropped,
+			TxBytes: l.TxBytes, TxPackets: l.TxPackets, TxErrors: l.TxErrors, TxDropped: l.TxDropped,
+		})
+	}
+	return out, nil
 }
 
 // UpdateContainer applies new cgroup limits to a created or running
