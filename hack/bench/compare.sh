@@ -390,16 +390,24 @@ load0=$(cut -d' ' -f1-3 /proc/loadavg)
 others0=$(pgrep -c qemu-system || true)
 vc_log "comparing vc-cri and containerd: $N samples, $PAR pods in parallel"
 
+# sample I RT...: one sample of each step, the runtimes alternating step
+# by step in the order given.
+sample() {
+	local i=$1 rt
+	shift
+	for rt in "$@"; do podjson "$rt" "seq-$rt-$i" "$work/pod-$rt.json"; done
+	for rt in "$@"; do timed "$rt" runp do_runp "$rt" "$work/pod-$rt.json"; ready "$rt" "${POD[$rt]}"; done
+	for rt in "$@"; do timed "$rt" create_start do_create_start "$rt" "$work/pod-$rt.json"; done
+	for rt in "$@"; do timed "$rt" exec do_exec "$rt"; done
+	for rt in "$@"; do timed "$rt" exec_sync do_exec_sync "$rt"; done
+	for rt in "$@"; do timed "$rt" stopp_rmp do_stopp_rmp "$rt"; done
+	vc_log "sample $i/$N: runp $1 $(awk '{print $NF}' <<<"${S[runp_$1]}") ms, $2 $(awk '{print $NF}' <<<"${S[runp_$2]}") ms"
+}
+
 echo "$mark begin" >>"$VC_DAEMON_LOG"
 for ((i = 1; i <= N; i++)); do
-	read -ra rts <<<"$(order "$i")"
-	for rt in "${rts[@]}"; do podjson "$rt" "seq-$rt-$i" "$work/pod-$rt.json"; done
-	for rt in "${rts[@]}"; do timed "$rt" runp do_runp "$rt" "$work/pod-$rt.json"; ready "$rt" "${POD[$rt]}"; done
-	for rt in "${rts[@]}"; do timed "$rt" create_start do_create_start "$rt" "$work/pod-$rt.json"; done
-	for rt in "${rts[@]}"; do timed "$rt" exec do_exec "$rt"; done
-	for rt in "${rts[@]}"; do timed "$rt" exec_sync do_exec_sync "$rt"; done
-	for rt in "${rts[@]}"; do timed "$rt" stopp_rmp do_stopp_rmp "$rt"; done
-	vc_log "sample $i/$N: runp vc-cri $(awk '{print $NF}' <<<"${S[runp_vc]}") ms, containerd $(awk '{print $NF}' <<<"${S[runp_ctd]}") ms"
+	# shellcheck disable=SC2046
+	sample "$i" $(order "$i")
 done
 echo "$mark end" >>"$VC_DAEMON_LOG"
 
@@ -407,14 +415,7 @@ echo "$mark end" >>"$VC_DAEMON_LOG"
 # marked samples: its phase lines stay out of the VM pods' medians.
 vc_log "comparing vc-cri's runc handler and containerd: $N samples"
 for ((i = 1; i <= N; i++)); do
-	if ((i % 2)); then rts=(vr ctd2); else rts=(ctd2 vr); fi
-	for rt in "${rts[@]}"; do podjson "$rt" "seq-$rt-$i" "$work/pod-$rt.json"; done
-	for rt in "${rts[@]}"; do timed "$rt" runp do_runp "$rt" "$work/pod-$rt.json"; ready "$rt" "${POD[$rt]}"; done
-	for rt in "${rts[@]}"; do timed "$rt" create_start do_create_start "$rt" "$work/pod-$rt.json"; done
-	for rt in "${rts[@]}"; do timed "$rt" exec do_exec "$rt"; done
-	for rt in "${rts[@]}"; do timed "$rt" exec_sync do_exec_sync "$rt"; done
-	for rt in "${rts[@]}"; do timed "$rt" stopp_rmp do_stopp_rmp "$rt"; done
-	vc_log "sample $i/$N: runp runc handler $(awk '{print $NF}' <<<"${S[runp_vr]}") ms, containerd $(awk '{print $NF}' <<<"${S[runp_ctd2]}") ms"
+	if ((i % 2)); then sample "$i" vr ctd2; else sample "$i" ctd2 vr; fi
 done
 
 for ((i = 1; i <= N; i++)); do

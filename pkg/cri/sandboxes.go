@@ -8,6 +8,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/vc-cri/vc-cri/pkg/runc"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -82,4 +83,8 @@ type Handler struct {
 	Features *runtime.RuntimeHandlerFeatures
 }
 
-var _ sandboxes = (*sandbox.Runtime)(nil)
+var (
+	_ sandboxes = (*sandbox.Runtime)(nil)
+	_ sandboxes = (*runc.Runtime)(nil)
+	_ logKeeper = (*runc.Runtime)(nil)
+)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/vc-cri/vc-cri/internal/atomicfile"
 	"github.com/vc-cri/vc-cri/internal/exitcode"
+	"github.com/vc-cri/vc-cri/internal/ids"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -124,7 +125,7 @@ func (r *Runtime) containerSnapshot(pod *podRecord, c *containerRecord) *Contain
 // in the pod's namespaces. It does not start it.
 func (r *Runtime) CreateContainer(ctx context.Context, podID string, cfg sandbox.ContainerConfig) (_ sandbox.VCSandbox, _ sandbox.VCContainer, retErr error) {
 	log := klog.FromContext(ctx).WithValues("pod", podID, "container", cfg.ID)
-	if !validID.MatchString(cfg.ID) || cfg.ID == podID {
+	if !ids.Valid(cfg.ID) || cfg.ID == podID {
 		return nil, nil, fmt.Errorf("container ID %q: %w", cfg.ID, sandbox.ErrInvalidConfig)
 	}
 	unlock, err := r.lockPod(ctx, podID)

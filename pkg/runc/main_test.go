@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,32 +19,6 @@ import (
 
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
-
-// sandboxes is pkg/cri's interface of a runtime handler (pkg/cri cannot
-// be imported here): *Runtime must have it whole.
-type sandboxes interface {
-	RunSandbox(ctx context.Context, cfg sandbox.SandboxConfig) (sandbox.VCSandbox, error)
-	StopSandbox(ctx context.Context, sandboxID string) (sandbox.VCSandbox, error)
-	DeleteSandbox(ctx context.Context, sandboxID string) (sandbox.VCSandbox, error)
-	StatusSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxStatus, error)
-	ListSandbox(ctx context.Context) ([]sandbox.SandboxStatus, error)
-	PortForward(ctx context.Context, sandboxID string, port uint32, stream io.ReadWriter) error
-	WatchSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxEnd, error)
-	CreateContainer(ctx context.Context, sandboxID string, cfg sandbox.ContainerConfig) (sandbox.VCSandbox, sandbox.VCContainer, error)
-	StartContainer(ctx context.Context, sandboxID, containerID string) (sandbox.VCContainer, error)
-	StopContainer(ctx context.Context, sandboxID, containerID string) (sandbox.VCContainer, error)
-	DeleteContainer(ctx context.Context, sandboxID, containerID string) (sandbox.VCContainer, error)
-	StatusContainer(ctx context.Context, sandboxID, containerID string) (sandbox.ContainerStatus, error)
-	StatsContainer(ctx context.Context, sandboxID, containerID string) (sandbox.ContainerStats, error)
-	UpdateContainer(ctx context.Context, sandboxID, containerID string, resources specs.LinuxResources) error
-	EnterContainer(ctx context.Context, sandboxID, containerID string, cmd sandbox.Cmd) (sandbox.VCSandbox, sandbox.VCContainer, *sandbox.Process, error)
-	IOStream(ctx context.Context, sandboxID, containerID, token string) (io.WriteCloser, io.ReadCloser, io.ReadCloser, error)
-	WaitProcess(ctx context.Context, sandboxID, containerID, token string) (int32, error)
-	SignalProcess(ctx context.Context, sandboxID, containerID, token string, signal syscall.Signal, all bool) error
-	WinsizeProcess(ctx context.Context, sandboxID, containerID, token string, height, width uint32) error
-}
-
-var _ sandboxes = (*Runtime)(nil)
 
 // pausePath is the vc-pause TestMain builds; "" when not root.
 var pausePath string

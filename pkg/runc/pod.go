@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/internal/atomicfile"
+	"github.com/vc-cri/vc-cri/internal/ids"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -161,13 +161,13 @@ func (r *Runtime) StopSandbox(ctx context.Context, podID string) (sandbox.VCSand
 	if err != nil {
 		return nil, err
 	}
-	ids, err := r.containerIDs(podID)
+	ctrIDs, err := r.containerIDs(podID)
 	if err != nil {
 		return nil, err
 	}
 	// Every kill first, then the waits: the waits overlap.
 	bundles := map[string]string{podID: r.infraBundle(podID)}
-	for _, id := range ids {
+	for _, id := range ctrIDs {
 		bundles[id] = r.bundle(podID, id)
 	}
 	for id, b := range bundles {
@@ -248,14 +248,14 @@ func (r *Runtime) DeleteSandbox(ctx context.Context, podID string) (sandbox.VCSa
 // its directory; what fails is named in the error and left for a retry.
 func (r *Runtime) removePod(ctx context.Context, rec *podRecord) error {
 	podID := rec.Config.ID
-	ids, _ := r.containerIDs(podID)
+	ctrIDs, _ := r.containerIDs(podID)
 	var errs []error
-	for _, id := range append(ids, podID) {
+	for _, id := range append(ctrIDs, podID) {
 		if _, err := r.runc(ctx, nil, "delete", "--force", id); err != nil && !errNoContainer(err) {
 			errs = append(errs, err)
 		}
 	}
-	for _, id := range ids {
+	for _, id := range ctrIDs {
 		if err := unbindRootfs(r.bundle(podID, id)); err != nil {
 			errs = append(errs, err)
 		}
@@ -338,8 +338,8 @@ func (r *Runtime) ListSandbox(ctx context.Context) ([]sandbox.SandboxStatus, err
 // podSnapshot is the pod with its containers as on disk now.
 func (r *Runtime) podSnapshot(rec *podRecord) *Pod {
 	p := &Pod{r: r, rec: *rec}
-	ids, _ := r.containerIDs(rec.Config.ID)
-	for _, id := range ids {
+	ctrIDs, _ := r.containerIDs(rec.Config.ID)
+	for _, id := range ctrIDs {
 		crec, err := r.loadContainer(rec.Config.ID, id)
 		if err != nil {
 			continue
@@ -351,21 +351,7 @@ func (r *Runtime) podSnapshot(rec *podRecord) *Pod {
 
 // containerIDs are the IDs of the pod's containers, from their bundles.
 func (r *Runtime) containerIDs(podID string) ([]string, error) {
-	entries, err := os.ReadDir(r.containersDir(podID))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && validID.MatchString(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	slices.Sort(ids)
-	return ids, nil
+	return ids.Dirs(r.containersDir(podID))
 }
 
 // WatchSandbox returns when the pod's infra process exits by itself

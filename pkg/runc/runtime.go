@@ -34,6 +34,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/vc-cri/vc-cri/internal/ids"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -90,11 +91,8 @@ func New(cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// validID matches the IDs of pods and containers: each names a directory.
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 func checkID(kind, id string) error {
-	if !validID.MatchString(id) {
+	if !ids.Valid(id) {
 		return fmt.Errorf("%s ID %q: %w", kind, id, sandbox.ErrNotFound)
 	}
 	return nil

@@ -7,12 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
-	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vc-cri/vc-cri/internal/ids"
 	"github.com/vc-cri/vc-cri/pkg/cni"
 )
 
@@ -68,10 +67,8 @@ func (s *sandboxState) removeContainer(id string) {
 	}
 }
 
-var validID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
-
 func checkID(kind, id string) error {
-	if !validID.MatchString(id) {
+	if !ids.Valid(id) {
 		return fmt.Errorf("%s ID %q: want 1 to 128 letters, digits, '_', '.' or '-': %w", kind, id, ErrInvalidConfig)
 	}
 	return nil
@@ -244,19 +241,4 @@ func (l *lockedSandbox) unlock() {
 }
 
 // sandboxIDs lists the sandboxes with a state, sorted.
-func (r *Runtime) sandboxIDs() ([]string, error) {
-	entries, err := os.ReadDir(r.stateRoot)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var ids []string
-	for _, e := range entries {
-		if e.IsDir() && validID.MatchString(e.Name()) {
-			ids = append(ids, e.Name())
-		}
-	}
-	sort.Strings(ids)
-	return ids, nil
-}
+func (r *Runtime) sandboxIDs() ([]string, error) { return ids.Dirs(r.stateRoot) }

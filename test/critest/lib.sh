@@ -258,16 +258,20 @@ vc_daemon_stop() {
 
 # vc_qemu_pids: QEMU processes of this harness: their command line names
 # a path under our state directory (QMP and agent sockets).
-# vc_conmon_pids: the conmon monitors of this harness's runc pods.
-vc_conmon_pids() {
+# vc_pids_of PROGRAM: the PIDs of PROGRAM's processes that name this
+# harness's state dir.
+vc_pids_of() {
 	local p cmd
 	for p in /proc/[0-9]*; do
 		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
 		case $cmd in
-		*conmon*"$VC_STATE/"*) echo "${p#/proc/}" ;;
+		*"$1"*"$VC_STATE/"*) echo "${p#/proc/}" ;;
 		esac
 	done
 }
+
+# vc_conmon_pids: the conmon monitors of this harness's runc pods.
+vc_conmon_pids() { vc_pids_of conmon; }
 
 # vc_runc_containers: "ROOT ID" of each runc container under the state dir.
 vc_runc_containers() {
@@ -278,15 +282,8 @@ vc_runc_containers() {
 	done
 }
 
-vc_qemu_pids() {
-	local p cmd
-	for p in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-		case $cmd in
-		*qemu-system*"$VC_STATE/"*) echo "${p#/proc/}" ;;
-		esac
-	done
-}
+# vc_qemu_pids: the QEMU processes of this harness's VM pods.
+vc_qemu_pids() { vc_pids_of qemu-system; }
 
 # vc_qemu_of POD: the PID of the QEMU that runs the pod (its -name is
 # vc-<pod ID>).
