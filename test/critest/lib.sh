@@ -282,6 +282,15 @@ vc_runc_containers() {
 	done
 }
 
+# vc_runc_cgroups IDS: the cgroups the runc handler made for the pods (or
+# containers) of IDS without a cgroup parent, still there.
+vc_runc_cgroups() {
+	local id
+	for id in $1; do
+		ls -d /sys/fs/cgroup/*/vc-cri/"$id" /sys/fs/cgroup/vc-cri/"$id" 2>/dev/null
+	done
+}
+
 # vc_qemu_pids: the QEMU processes of this harness's VM pods.
 vc_qemu_pids() { vc_pids_of qemu-system; }
 
@@ -483,6 +492,7 @@ vc_leak_steps() {
 	step "no QEMU process left" empty "$(vc_qemu_pids)"
 	step "no conmon process left" empty "$(vc_conmon_pids)"
 	step "no runc container left" empty "$(vc_runc_containers)"
+	step "no cgroup of a runc pod left" empty "$(vc_runc_cgroups "$ids")"
 	step "no mount left under the state dir" empty "$(vc_mounts_under "$VC_STATE")"
 	step "no netns left" empty "$(netns_left)"
 	step "no tap or veth left on the test bridge" no_links "$VC_BRIDGE" "$ids"
