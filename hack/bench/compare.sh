@@ -22,7 +22,10 @@
 #   vc_cri_pod_start_phase_seconds; containerd's grpc_server_handling_seconds
 #   and containerd_cri_*), sampled around each step;
 #   and the median of each phase of vc-cri's calls in the sequential
-#   samples, from its phase log lines (hack/bench/phases.awk).
+#   samples, from its phase log lines (hack/bench/phases.awk);
+#   then the sequential rows again for vc-cri's runc handler (crictl runp
+#   --runtime runc: OS containers under conmon) beside containerd, in
+#   samples of their own, with the ratio of each to the VM handler's.
 #
 # Environment: BENCH_N (5), BENCH_PARALLEL (10), BENCH_IDLE_SECONDS (10,
 # idle time before PSS), BENCH_CPU_SECONDS (30), BENCH_DENSITY_ROUNDS (1:
