@@ -148,7 +148,7 @@ func containerSpec(pod *sandbox.SandboxConfig, infraPid int, c *sandbox.Containe
 	if spec.Linux == nil {
 		spec.Linux = &specs.Linux{}
 	}
-	res := c.Resources
+	res := hostResources(c.Resources)
 	spec.Linux.Resources = &res
 	for _, d := range c.DeviceInfos {
 		addDevice(spec, d)

@@ -156,7 +156,7 @@ func (r *Runtime) UpdateContainer(ctx context.Context, podID, id string, resourc
 		if s := r.containerStatus(podID, c).State.State; s == sandbox.StateStopped {
 			return fmt.Errorf("container %s is stopped: %w", id, sandbox.ErrInvalidState)
 		}
-		b, err := json.Marshal(resources)
+		b, err := json.Marshal(hostResources(resources))
 		if err != nil {
 			return err
 		}
