@@ -14,6 +14,9 @@ import (
 type flightGroup struct {
 	mu      sync.Mutex
 	flights map[string]*flight // guarded by mu
+	// running counts the work in progress, which may outlive its
+	// callers: stop waits for it.
+	running sync.WaitGroup
 }
 
 type flight struct {
@@ -37,7 +40,9 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		f = &flight{done: make(chan struct{}), cancel: cancel}
 		g.flights[key] = f
+		g.running.Add(1)
 		go func() {
+			defer g.running.Done()
 			f.id, f.err = fn(wctx)
 			cancel()
 			g.mu.Lock()
@@ -68,4 +73,16 @@ func (g *flightGroup) do(ctx context.Context, key string, fn func(context.Contex
 		name, _, _ := strings.Cut(key, "\x00")
 		return "", fmt.Errorf("pull of %s: %w", name, ctx.Err())
 	}
+}
+
+// stop cancels the work in flight and waits until it has returned: work
+// given up by its callers still runs until it sees the cancellation, and
+// must be done with the store before the store is shut down.
+func (g *flightGroup) stop() {
+	g.mu.Lock()
+	for _, f := range g.flights {
+		f.cancel()
+	}
+	g.mu.Unlock()
+	g.running.Wait()
 }

@@ -134,8 +134,10 @@ func driverOptions(driver string, opts []string) []string {
 	return append(out, "overlay.mountopt=nodev,nosuid")
 }
 
-// Close releases the store. Mounted container rootfs stay mounted.
+// Close ends the pulls in progress and releases the store. Mounted
+// container rootfs stay mounted.
 func (s *Service) Close() error {
+	s.flights.stop()
 	_, err := s.store.Shutdown(false)
 	return err
 }

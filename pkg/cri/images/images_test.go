@@ -101,7 +101,13 @@ func newClient(t *testing.T) runtime.ImageServiceClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(); srv.Stop(); store.Close() })
+	t.Cleanup(func() {
+		conn.Close()
+		srv.Stop()
+		if err := store.Close(); err != nil {
+			t.Errorf("close the store: %v", err)
+		}
+	})
 	return runtime.NewImageServiceClient(conn)
 }
 
