@@ -488,6 +488,8 @@ report() {
 		row "  daemon restart to answering (ms)" restart
 	fi
 	row "first pod after the daemon's start (warm-up, ms)" warmup
+	row "rmp -f of $PAR pods (ms)" par_rmp
+	row "daemon PSS with $PAR idle pods (MiB)" daemon_pss
 	echo
 	echo "## vc-cri's runc handler (OS containers, conmon) beside containerd, alternating in their own samples"
 	printf '%-46s %9s %17s %9s %17s %7s\n' figure "vc-cri runc" "(min..max)" containerd "(min..max)" ratio
@@ -503,8 +505,6 @@ report() {
 	done
 	unset 'S[phx_vr]' 'S[phx_ctd2]'
 	echo "runc handler against the VM handler (medians): runp $(ratio "$(median runp_vr)" "$(median runp_vc)"), create+start $(ratio "$(median create_start_vr)" "$(median create_start_vc)"), exec $(ratio "$(median exec_vr)" "$(median exec_vc)"), stopp+rmp $(ratio "$(median stopp_rmp_vr)" "$(median stopp_rmp_vc)")"
-	row "rmp -f of $PAR pods (ms)" par_rmp
-	row "daemon PSS with $PAR idle pods (MiB)" daemon_pss
 	echo
 	echo "## server-side time of each call, from the daemons' metrics (ms)"
 	printf '%-46s %9s %17s %9s %17s %7s\n' call vc-cri "(min..max)" containerd "(min..max)" ratio
