@@ -9,6 +9,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/vc-cri/vc-cri/internal/exitcode"
+	"github.com/vc-cri/vc-cri/pkg/runc"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -67,7 +68,7 @@ func (s *Service) unwatchPod(podID string) {
 // podEnded records a pod whose VM ended by itself: the pod NOTREADY, its
 // running containers exited with exitcode.Unknown and the reason.
 func (s *Service) podEnded(ctx context.Context, podID string, end sandbox.SandboxEnd) {
-	klog.InfoS("Pod's VM ended", "pod", podID, "reason", end.Reason)
+	klog.InfoS("Pod sandbox ended by itself", "pod", podID, "reason", end.Reason)
 	pod, err := s.pods.Update(podID, func(p *podRecord) error {
 		if p.State != runtime.PodSandboxState_SANDBOX_READY {
 			return errNotReady
@@ -96,6 +97,8 @@ func endMessage(reason string) string {
 		return "the pod's VM exited"
 	case sandbox.EndAgentLost:
 		return "the pod's guest agent stopped answering"
+	case runc.EndInfraExited:
+		return "the pod's infra container exited"
 	}
 	return fmt.Sprintf("the pod's VM ended (%s)", reason)
 }

@@ -2,20 +2,23 @@ package cri
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/vc-cri/vc-cri/pkg/runc"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
-// TestVMEndedByItself: a pod whose VM ends by itself turns NOTREADY, its
-// running container EXITED with 255 and the reason, with a
-// CONTAINER_STOPPED event for each; stop and remove then clean up.
+// TestVMEndedByItself: a pod whose VM (or a runc pod's infra) ends by
+// itself turns NOTREADY, its running container EXITED with 255 and the
+// reason, with a CONTAINER_STOPPED event for each; stop and remove then
+// clean up.
 func TestVMEndedByItself(t *testing.T) {
 	t.Parallel()
-	for _, reason := range []string{sandbox.EndVMExited, sandbox.EndAgentLost} {
+	for _, reason := range []string{sandbox.EndVMExited, sandbox.EndAgentLost, runc.EndInfraExited} {
 		t.Run(reason, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
@@ -30,7 +33,7 @@ func TestVMEndedByItself(t *testing.T) {
 				return podState(t, s, pod) == runtime.PodSandboxState_SANDBOX_NOTREADY
 			})
 			st := containerState(t, s, running)
-			if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 255 || st.Reason != reason || st.Message == "" {
+			if st.State != runtime.ContainerState_CONTAINER_EXITED || st.ExitCode != 255 || st.Reason != reason || st.Message != endMessage(reason) || strings.Contains(st.Message, "VM ended") {
 				t.Fatalf("running container after its VM ended: %v %d %q %q", st.State, st.ExitCode, st.Reason, st.Message)
 			}
 			if st := containerState(t, s, created); st.State != runtime.ContainerState_CONTAINER_CREATED {
