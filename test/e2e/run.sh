@@ -253,15 +253,17 @@ exited_by_vm() { # CTR: EXITED, exit code 255, reason VMExited
 }
 # crash_at STEP: vc-cri kills itself (SIGKILL) at that step of the call
 # that STEP names; the call fails, and the daemon is started again.
-crash_at() {
+crash_at() { # STEP [HANDLER]
 	local cfg pod='' rc
+	local -a handler=()
+	[ -n "${2:-}" ] && handler=(--runtime "$2")
 	cfg=$(pod_config e2e-crash)
 	vc_daemon_stop
 	VC_CRI_CRASH_AT=$1 vc_daemon_start || return 1
 	case $1 in
-	pod-*) crictl_ runp "$cfg" && { echo "runp succeeded"; return 1; } ;;
+	pod-*) crictl_ runp "${handler[@]}" "$cfg" && { echo "runp succeeded"; return 1; } ;;
 	container-*)
-		pod=$(crictl_ runp "$cfg") || return 1
+		pod=$(crictl_ runp "${handler[@]}" "$cfg") || return 1
 		crictl_ create "$pod" "$(ctr_config crashed "$BUSYBOX" '["sleep", "36000"]')" "$cfg" && { echo "create succeeded"; return 1; }
 		;;
 	esac
@@ -290,10 +292,14 @@ crash_during_runp() {
 	[ -z "$(crictl_ pods -q)" ] || { echo "pods listed: $(crictl_ pods)"; return 1; }
 	retry 30 state_clean
 }
-# state_clean: nothing of a pod is left, whatever its ID: no QEMU, mount,
-# tap, IPAM lease, sandbox, netns, pod files or intent.
+# state_clean: nothing of a pod is left, whatever its ID: no QEMU, conmon,
+# runc container or runc pod, mount, tap, IPAM lease, sandbox, netns, pod
+# files or intent.
 state_clean() {
 	empty "$(vc_qemu_pids)" &&
+		empty "$(vc_conmon_pids)" &&
+		empty "$(vc_runc_containers)" &&
+		empty "$(find "$VC_STATE"/runc/*/pods -mindepth 1 -maxdepth 1 2>/dev/null)" &&
 		empty "$(vc_mounts_under "$VC_STATE")" &&
 		empty "$(ip -o link show master "$VC_BRIDGE" 2>/dev/null)" &&
 		empty "$(find "$VC_CNI_IPAM_DIR" -type f -regex '.*/[0-9.]+' 2>/dev/null)" &&
@@ -416,6 +422,9 @@ step "nothing of it left" state_clean
 # --- vc-cri killed in the middle of its calls -------------------------------
 for at in pod-network pod-sandbox container-rootfs container-created; do
 	step "kill -9 of vc-cri at $at: nothing left after the restart" crash_at "$at"
+done
+for at in pod-sandbox container-created; do
+	step "kill -9 of vc-cri at $at of a runc pod: nothing left after the restart" crash_at "$at" runc
 done
 step "kill -9 of vc-cri while a VM boots: nothing left after the restart" crash_during_runp 1
 step "no pods or containers left after the crashes" nothing_listed
