@@ -131,7 +131,7 @@ func New(cfg Config) (*NRI, error) {
 	if !cfg.Enable {
 		return n, nil
 	}
-	nrilog.Set(klogLogger{})
+	setLogger.Do(func() { nrilog.Set(klogLogger{}) })
 	if cfg.RegistrationTimeout > 0 {
 		adaptation.SetPluginRegistrationTimeout(cfg.RegistrationTimeout)
 	}
@@ -154,6 +154,9 @@ func New(cfg Config) (*NRI, error) {
 	n.nri = a
 	return n, nil
 }
+
+// setLogger sets nri's logger, a global, once.
+var setLogger sync.Once
 
 // The runtime's name and version as plugins are told them.
 const (
