@@ -88,6 +88,22 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if dir := pod.Config.LogDirectory; dir != "" && config.LogPath != "" {
 		cfg.LogPath = filepath.Join(dir, config.LogPath)
 	}
+	// NRI plugins adjust the spec before the container is made or
+	// visible, and one that connects meanwhile waits until it is
+	// (nri.go). Those told of it are told of its removal if it fails,
+	// theirs included.
+	unblock := s.opts.NRI.BlockSync()
+	defer unblock()
+	nctr := nriContainer(containerRecord{ID: id, PodID: pod.ID, Config: config, State: runtime.ContainerState_CONTAINER_CREATED, CreatedAt: time.Now()})
+	undo.Add("tell NRI plugins the container is removed", func(ctx context.Context) error {
+		return s.opts.NRI.RemoveContainer(ctx, nriPod(pod), nctr)
+	})
+	phaseCtx, span = tracer.Start(ctx, "nri")
+	err = s.nriCreateContainer(phaseCtx, pod, nctr, &cfg)
+	span.End()
+	if err != nil {
+		return nil, err
+	}
 	if _, _, err := s.runtimeOf(pod.Runtime).CreateContainer(ctx, pod.ID, cfg); err != nil {
 		return nil, fmt.Errorf("create container %q: %w", name, err)
 	}
@@ -108,7 +124,11 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err != nil {
 		return nil, err
 	}
+	unblock()
 	s.crashPoint(crashContainerRecord)
+	if err := s.opts.NRI.PostCreateContainer(ctx, nriPod(pod), nriContainer(rec)); err != nil {
+		log.Error(err, "NRI plugins failed the container's post-create")
+	}
 	s.events.publish(runtime.ContainerEventType_CONTAINER_CREATED_EVENT, rec, pod)
 	log.Info("Container created", "name", name)
 	return &runtime.CreateContainerResponse{ContainerId: id}, nil

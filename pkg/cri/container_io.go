@@ -386,6 +386,8 @@ func (s *Service) recordExit(id string, exit containerExit) {
 		return
 	}
 	klog.InfoS("Container exited", "pod", c.PodID, "container", id, "exitCode", exit.code, "reason", c.Reason)
+	// Before the waiters are told (finish): a stop returns after it.
+	s.nriStopContainer(c)
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STOPPED_EVENT, c, pod)
 	}

@@ -45,6 +45,9 @@ func (s *Service) removeContainer(ctx context.Context, c containerRecord) error 
 		return err
 	}
 	s.ctrNames.Release(c.Name)
+	if err := s.opts.NRI.RemoveContainer(ctx, s.nriPodOf(c.PodID), nriContainer(c)); err != nil {
+		klog.ErrorS(err, "NRI plugins failed the container's removal", "pod", c.PodID, "container", c.ID)
+	}
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_DELETED_EVENT, c, pod)
 	}

@@ -55,8 +55,17 @@ func (s *Service) StartContainer(ctx context.Context, req *runtime.StartContaine
 	if err != nil {
 		return nil, s.failStart(ctx, c.ID, fmt.Errorf("output of container %q: %w", c.ID, err))
 	}
+	// NRI plugins hear of the start before the process runs: its exit,
+	// and their StopContainer, come after.
+	np := s.nriPodOf(c.PodID)
+	if err := s.opts.NRI.StartContainer(ctx, np, nriContainer(c)); err != nil {
+		return nil, s.failStart(ctx, c.ID, fmt.Errorf("container %q: %w", c.ID, err))
+	}
 	if _, err := s.runtimeOf(c.Runtime).StartContainer(ctx, c.PodID, c.ID); err != nil {
 		return nil, s.failStart(ctx, c.ID, fmt.Errorf("start container %q: %w", c.ID, err))
+	}
+	if err := s.opts.NRI.PostStartContainer(ctx, np, nriContainer(c)); err != nil {
+		log.Error(err, "NRI plugins failed the container's post-start")
 	}
 	if pod, err := s.pods.Get(c.PodID); err == nil {
 		s.events.publish(runtime.ContainerEventType_CONTAINER_STARTED_EVENT, c, pod)

@@ -24,11 +24,16 @@ import (
 //
 // podNetwork.Teardown does 2 then 3 (cni.Manager.Teardown); it is called
 // only here. A pod in the host's network has neither (hostNetwork).
-func (s *Service) teardownPod(ctx context.Context, rt sandboxes, podID, netnsPath string, hostNetwork bool) error {
+// stopped, when set, is called between 1 and 2, with the pod's
+// containers recorded exited: NRI's StopPodSandbox is there.
+func (s *Service) teardownPod(ctx context.Context, rt sandboxes, podID, netnsPath string, hostNetwork bool, stopped func(context.Context)) error {
 	if _, err := rt.StopSandbox(ctx, podID); err != nil && !errors.Is(err, sandbox.ErrInvalidState) && !errors.Is(err, sandbox.ErrNotFound) {
 		return fmt.Errorf("stop pod sandbox %q: %w", podID, err)
 	}
 	s.recordStoppedContainers(ctx, rt, podID)
+	if stopped != nil {
+		stopped(ctx)
+	}
 	if hostNetwork {
 		return nil
 	}

@@ -151,7 +151,7 @@ func (s *Service) undoIntent(ctx context.Context, in intentRecord) error {
 // its sandbox and its files.
 func (s *Service) undoPod(ctx context.Context, id string) error {
 	for _, rt := range s.runtimes() {
-		if err := s.teardownPod(ctx, rt, id, "", true); err != nil {
+		if err := s.teardownPod(ctx, rt, id, "", true, nil); err != nil {
 			return err
 		}
 		if _, err := rt.DeleteSandbox(ctx, id); err != nil && !errors.Is(err, sandbox.ErrNotFound) {

@@ -44,6 +44,9 @@ func (s *Service) RemovePodSandbox(ctx context.Context, req *runtime.RemovePodSa
 		return nil, err
 	}
 	s.podNames.Release(pod.Name)
+	if err := s.opts.NRI.RemovePodSandbox(ctx, nriPod(pod)); err != nil {
+		klog.FromContext(ctx).Error(err, "NRI plugins failed the pod's removal")
+	}
 	klog.FromContext(ctx).Info("Pod sandbox removed")
 	return &runtime.RemovePodSandboxResponse{}, nil
 }

@@ -80,7 +80,7 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		}
 	}
 	undo.Add("tear down pod", func(ctx context.Context) error {
-		return s.teardownPod(ctx, rt, id, result.NetnsPath, slices.Contains(hostNS, specs.NetworkNamespace))
+		return s.teardownPod(ctx, rt, id, result.NetnsPath, slices.Contains(hostNS, specs.NetworkNamespace), nil)
 	})
 	s.crashPoint(crashPodNetwork)
 
@@ -100,12 +100,27 @@ func (s *Service) RunPodSandbox(ctx context.Context, req *runtime.RunPodSandboxR
 		CreatedAt: time.Now(), NetNSPath: result.NetnsPath, IPs: result.IPs(), Handler: req.GetRuntimeHandler(),
 		Runtime: handler,
 	}
+	// NRI plugins hear of the pod before it is visible, and one that
+	// connects meanwhile waits until it is (nri.go). Those told of it
+	// are told of its end if it fails, theirs included.
+	unblock := s.opts.NRI.BlockSync()
+	defer unblock()
+	undo.Add("tell NRI plugins the pod is removed", func(ctx context.Context) error {
+		return s.opts.NRI.RemovePodSandbox(ctx, nriPod(rec))
+	})
+	_, span = tracer.Start(ctx, "nri")
+	err = s.opts.NRI.RunPodSandbox(ctx, nriPod(rec))
+	span.End()
+	if err != nil {
+		return nil, fmt.Errorf("pod sandbox %q: %w", name, err)
+	}
 	_, span = tracer.Start(ctx, "record_save")
 	err = s.pods.Add(id, rec)
 	span.End()
 	if err != nil {
 		return nil, err
 	}
+	unblock()
 	s.crashPoint(crashPodRecord)
 	s.watchPod(id, handler)
 	log.Info("Pod sandbox running", "name", name, "handler", handler, "ips", result.IPs())

@@ -33,7 +33,17 @@ func (s *Service) StopPodSandbox(ctx context.Context, req *runtime.StopPodSandbo
 func (s *Service) stopPod(ctx context.Context, pod podRecord) error {
 	// Stopping the VM ends it: the watch must not report that.
 	s.unwatchPod(pod.ID)
-	if err := s.teardownPod(ctx, s.runtimeOf(pod.Runtime), pod.ID, pod.NetNSPath, pod.hostNetwork()); err != nil {
+	// NRI plugins hear of a pod's stop once, its first (pkg/nri keeps
+	// concurrent stops to one too).
+	stopped := func(ctx context.Context) {
+		if pod.TornDown {
+			return
+		}
+		if err := s.opts.NRI.StopPodSandbox(ctx, nriPod(pod)); err != nil {
+			klog.FromContext(ctx).Error(err, "NRI plugins failed the pod's stop")
+		}
+	}
+	if err := s.teardownPod(ctx, s.runtimeOf(pod.Runtime), pod.ID, pod.NetNSPath, pod.hostNetwork(), stopped); err != nil {
 		return err
 	}
 	_, err := s.pods.Update(pod.ID, func(p *podRecord) error {
@@ -67,13 +77,16 @@ func (s *Service) recordStoppedContainers(ctx context.Context, rt sandboxes, pod
 				klog.ErrorS(err, "Cannot record the container's exit", "pod", podID, "container", c.ID)
 			}
 		case runtime.ContainerState_CONTAINER_CREATED:
-			_, _ = s.containers.Update(c.ID, func(r *containerRecord) error {
+			c, err := s.containers.Update(c.ID, func(r *containerRecord) error {
 				if r.State != runtime.ContainerState_CONTAINER_CREATED {
 					return errNotRunning
 				}
 				setExited(r, exit)
 				return nil
 			})
+			if err == nil {
+				s.nriStopContainer(c)
+			}
 		}
 	}
 }

@@ -7,7 +7,8 @@
 // (addIO), and nothing takes a store's lock under ioMu. watchMu, the
 // name reservations' and the event broadcaster's locks are taken alone.
 // None is held across a call to the sandbox layer, whose sandbox lock
-// honours the caller's context (pkg/sandbox's package comment).
+// honours the caller's context (pkg/sandbox's package comment), nor to
+// NRI plugins (nri.go).
 package cri
 
 import (
@@ -25,6 +26,7 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/cni"
 	"github.com/vc-cri/vc-cri/pkg/cri/store"
 	"github.com/vc-cri/vc-cri/pkg/image"
+	"github.com/vc-cri/vc-cri/pkg/nri"
 )
 
 // RuntimeName and RuntimeVersion are what Version reports.
@@ -72,6 +74,10 @@ type Options struct {
 	// StreamingAddress is where exec, attach and port-forward streams are
 	// served: host:port, port 0 picks one.
 	StreamingAddress string
+	// NRI relays the lifecycle of pods and containers to NRI plugins
+	// (nri.go); nil: none. The service starts it (Start) and stops it
+	// (Close).
+	NRI *nri.NRI
 	// CrashPoint, when set, is called at each named step of
 	// RunPodSandbox and CreateContainer: the crash tests end the process
 	// there (reconcile.go).
@@ -178,8 +184,13 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 }
 
 // Start serves the streaming server until ctx ends, and meanwhile finds
-// again, in the background, what a previous run left running.
+// again, in the background, what a previous run left running. NRI
+// plugins that cannot be started or connect (no socket) are logged: the
+// pods run without them.
 func (s *Service) Start(ctx context.Context) error {
+	if err := s.opts.NRI.Start(nriRuntime{s}); err != nil {
+		klog.ErrorS(err, "NRI plugins are not all running; going on without them")
+	}
 	go s.recover()
 	go s.reconcile(s.leftovers)
 	return s.streaming.serve(ctx)
@@ -204,6 +215,7 @@ func (s *Service) Close() {
 	for _, cio := range monitors {
 		cio.cancel()
 	}
+	s.opts.NRI.Stop()
 }
 
 // recoveryTimeout bounds the reattachment of one container: a guest that

@@ -127,15 +127,20 @@ func newTestServiceOn(t testing.TB, stateDir string, sandboxes sandboxes) (*Serv
 	return newTestServiceWith(t, stateDir, sandboxes, net), net
 }
 
-// newTestServiceWith is newTestService on the given sandboxes and network.
-func newTestServiceWith(t testing.TB, stateDir string, sandboxes sandboxes, net podNetwork) *Service {
+// newTestServiceWith is newTestService on the given sandboxes and
+// network, with the options changed as opts say.
+func newTestServiceWith(t testing.TB, stateDir string, sandboxes sandboxes, net podNetwork, opts ...func(*Options)) *Service {
 	t.Helper()
-	s, err := New(context.Background(), Options{
+	o := Options{
 		StateDir: stateDir,
 		Handlers: vmHandlers(sandboxes),
 		Images:   &fakeImages{dir: t.TempDir()},
 		Network:  net,
-	})
+	}
+	for _, set := range opts {
+		set(&o)
+	}
+	s, err := New(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
