@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/nri"
 )
 
 // defaultConfig is the configuration vc-cri runs with when
@@ -43,6 +46,7 @@ type Config struct {
 	CNI               CNIConfig                `toml:"cni"`
 	Image             ImageConfig              `toml:"image"`
 	Tracing           TracingConfig            `toml:"tracing"`
+	NRI               NRIConfig                `toml:"nri"`
 }
 
 // VMConfig is the pod VM's configuration.
@@ -94,6 +98,43 @@ type TracingConfig struct {
 	// pod, container and exec starts are exported to: http://HOST:PORT
 	// in plaintext, https://HOST:PORT over TLS. Empty: no export.
 	OTLPEndpoint string `toml:"otlp_endpoint"`
+}
+
+// NRIConfig configures the hosting of NRI plugins (pkg/nri), as
+// containerd's [plugins."io.containerd.nri.v1.nri"] does.
+type NRIConfig struct {
+	Enable           bool   `toml:"enable"`
+	SocketPath       string `toml:"socket_path"`
+	PluginPath       string `toml:"plugin_path"`
+	PluginConfigPath string `toml:"plugin_config_path"`
+	// The timeouts are durations ("5s"); empty: nri's defaults.
+	PluginRegistrationTimeout string `toml:"plugin_registration_timeout"`
+	PluginRequestTimeout      string `toml:"plugin_request_timeout"`
+}
+
+// config is the pkg/nri configuration.
+func (c NRIConfig) config() (nri.Config, error) {
+	cfg := nri.Config{
+		Enable: c.Enable, SocketPath: c.SocketPath, PluginPath: c.PluginPath, PluginConfigPath: c.PluginConfigPath,
+	}
+	for _, d := range []struct {
+		name string
+		s    string
+		to   *time.Duration
+	}{
+		{"plugin_registration_timeout", c.PluginRegistrationTimeout, &cfg.RegistrationTimeout},
+		{"plugin_request_timeout", c.PluginRequestTimeout, &cfg.RequestTimeout},
+	} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v < 0 {
+			return nri.Config{}, fmt.Errorf("nri.%s: %q is no duration", d.name, d.s)
+		}
+		*d.to = v
+	}
+	return cfg, nil
 }
 
 // loadConfig reads path over the embedded defaults. A missing file is no

@@ -19,6 +19,7 @@ import (
 	"github.com/vc-cri/vc-cri/pkg/cri/images"
 	"github.com/vc-cri/vc-cri/pkg/image"
 	"github.com/vc-cri/vc-cri/pkg/metrics"
+	"github.com/vc-cri/vc-cri/pkg/nri"
 	"github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
@@ -70,6 +71,14 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	nriCfg, err := cfg.NRI.config()
+	if err != nil {
+		return err
+	}
+	plugins, err := nri.New(nriCfg)
+	if err != nil {
+		return err
+	}
 	svc, err := cri.New(ctx, cri.Options{
 		StateDir:          filepath.Join(cfg.State, "cri"),
 		Handlers:          hs,
@@ -77,6 +86,7 @@ func serve(ctx context.Context, cfg *Config) error {
 		Images:            imgs,
 		Network:           timedNetwork{cni.New(cni.Config{ConfDir: cfg.CNI.ConfDir, BinDirs: cfg.CNI.BinDirs, NetnsDir: filepath.Join(cfg.State, "netns")})},
 		StreamingAddress:  cfg.StreamingAddress,
+		NRI:               plugins,
 		CrashPoint:        crashPoint(os.Getenv(crashAtEnv)),
 	})
 	if err != nil {
