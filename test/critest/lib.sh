@@ -203,6 +203,16 @@ bin_dirs = [$list]
 
 [image]
 registries_conf = "$VC_REGISTRIES"
+
+# The harness's own NRI socket, which critest's NRI specs connect to
+# (run.sh's -nri-socket). Those specs hold a plugin's Synchronize open for
+# 2s: the default request timeout would drop the plugin just then.
+[nri]
+enable = true
+socket_path = "$VC_BASE/nri.sock"
+plugin_path = "$VC_BASE/nri-plugins"
+plugin_config_path = "$VC_BASE/nri-conf.d"
+plugin_request_timeout = "10s"
 EOF
 }
 

@@ -49,6 +49,7 @@ vc_up
 args=(
 	-runtime-endpoint "$VC_ENDPOINT"
 	-image-endpoint "$VC_ENDPOINT"
+	-nri-socket "$VC_BASE/nri.sock"
 	-ginkgo.junit-report "$report"
 	-ginkgo.timeout "${CRITEST_TIMEOUT:-50m}"
 	-ginkgo.no-color
