@@ -3,6 +3,7 @@ package nri_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -234,5 +235,27 @@ func TestUnsupportedAdjustmentFails(t *testing.T) {
 	err := n.CreateContainer(context.Background(), nri.Pod{ID: "p1"}, nri.Container{ID: "c1", Spec: spec})
 	if err == nil || len(spec.Linux.Devices) != 0 {
 		t.Fatalf("a device adjustment: %v, devices %v", err, spec.Linux.Devices)
+	}
+}
+
+// A socket that cannot be made fails Start, and the events still pass:
+// the CRI server logs it and runs on.
+func TestNoSocketStillRelays(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n, err := nri.New(nri.Config{Enable: true, SocketPath: filepath.Join(file, "nri.sock"), PluginPath: filepath.Join(dir, "plugins")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if err := n.Start(fakeRuntime{}); err == nil {
+		t.Fatal("Start made a socket below a file")
+	}
+	if err := n.RunPodSandbox(context.Background(), nri.Pod{ID: "p1"}); err != nil {
+		t.Fatal(err)
 	}
 }
