@@ -255,3 +255,27 @@ func TestNRISynchronizesALatePlugin(t *testing.T) {
 		t.Errorf("events of the container: %v, want %v", got, want)
 	}
 }
+
+// A failing StartContainer hook fails the start before the process
+// runs: the container is exited, and the plugins hear of its stop.
+func TestNRIStartContainerHookFails(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, f, _, connect := nriService(t)
+	p := &nritest.Plugin{Fail: failOnce("StartContainer", nil)}
+	connect(p)
+	pod := readyPod(t, s, "web")
+	id := createdContainer(t, s, pod, containerConfig("app"))
+	if _, err := s.StartContainer(ctx, &runtime.StartContainerRequest{ContainerId: id}); err == nil {
+		t.Fatal("StartContainer succeeded though its NRI hook failed")
+	}
+	if st := containerState(t, s, id); st.State != runtime.ContainerState_CONTAINER_EXITED || st.Reason != "StartError" {
+		t.Errorf("container after a failed start hook: %s, %s", st.State, st.Reason)
+	}
+	if st := f.containerState(pod, id); st == "running" {
+		t.Errorf("guest container is %s", st)
+	}
+	if got, want := p.Kinds(id), []string{"CreateContainer", "PostCreateContainer", "StartContainer", "StopContainer"}; !slices.Equal(got, want) {
+		t.Errorf("events of the container: %v, want %v", got, want)
+	}
+}
