@@ -57,13 +57,20 @@ func TestProcessListInVM(t *testing.T) {
 		t.Fatalf("container output %q, %v", line, err)
 	}
 
-	list, err := r.ProcessListContainer(bg, s.ID(), "talker", vc.ProcessListOptions{Format: "table"})
-	if err != nil {
-		t.Fatalf("ProcessListContainer: %v", err)
-	}
-	lines := strings.Split(strings.TrimSpace(string(list)), "\n")
-	if len(lines) != 2 || !strings.HasSuffix(lines[1], "sleep 1000") {
-		t.Fatalf("process list:\n%s\nwant a header and sleep 1000", list)
+	// The shell printed before it exec'd sleep: the list may catch it in
+	// the middle of that exec (its command line empty) for a moment.
+	var list vc.ProcessList
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if list, err = r.ProcessListContainer(bg, s.ID(), "talker", vc.ProcessListOptions{Format: "table"}); err != nil {
+			t.Fatalf("ProcessListContainer: %v", err)
+		}
+		lines := strings.Split(strings.TrimSpace(string(list)), "\n")
+		if len(lines) == 2 && strings.HasSuffix(lines[1], "sleep 1000") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process list:\n%s\nwant a header and sleep 1000", list)
+		}
 	}
 
 	// An exec's output and exit code.
