@@ -60,15 +60,8 @@ func (r *Runtime) EnterContainer(ctx context.Context, podID, id string, cmd sand
 		if s := c.status.State.State; s != sandbox.StateRunning {
 			return fmt.Errorf("container %s is %s: %w", id, s, sandbox.ErrInvalidState)
 		}
-		b, err := os.ReadFile(filepath.Join(r.bundle(podID, id), "config.json"))
-		if err != nil {
-			return err
-		}
-		var spec specs.Spec
-		if err := json.Unmarshal(b, &spec); err != nil {
-			return err
-		}
-		proc, err = execSpecProcess(&spec, rec.Config.RootFs, cmd)
+		var err error
+		proc, err = execSpecProcess(&rec.Config, cmd)
 		return err
 	})
 	if err != nil {

@@ -1,7 +1,6 @@
 package runc
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -104,58 +103,42 @@ func (r *Runtime) infraSpec(cfg *sandbox.SandboxConfig, rootfs string) *specs.Sp
 }
 
 // containerSpec is the OCI spec runc creates the container from: its
-// CustomSpec (or sandbox.DefaultSpec with Cmd) with the host's root,
-// resources, devices, the pod's cgroup and namespaces applied.
+// HostSpec (which freezes c's user and groups as numbers) with what the
+// host can grant of it, and the pod's cgroup and namespaces.
 func containerSpec(pod *sandbox.SandboxConfig, infraPid int, c *sandbox.ContainerConfig) (*specs.Spec, error) {
-	var spec *specs.Spec
-	if c.CustomSpec != nil {
-		if len(c.Mounts) > 0 || len(c.Cmd.Args) > 0 {
-			return nil, fmt.Errorf("container %q: the CustomSpec has the process and mounts: %w", c.ID, sandbox.ErrInvalidConfig)
-		}
-		b, err := json.Marshal(c.CustomSpec)
-		if err != nil {
-			return nil, err
-		}
-		spec = &specs.Spec{}
-		if err := json.Unmarshal(b, spec); err != nil {
-			return nil, err
-		}
-	} else {
-		var err error
-		if spec, err = sandbox.DefaultSpec(); err != nil {
-			return nil, err
-		}
-		if len(c.Mounts) > 0 {
-			return nil, fmt.Errorf("container %q: Mounts without a CustomSpec are not supported: %w", c.ID, sandbox.ErrInvalidConfig)
-		}
-		if err := applyCmd(spec.Process, c.RootFs, c.Cmd); err != nil {
-			return nil, fmt.Errorf("container %q: %w", c.ID, err)
-		}
+	if c.RootFs == "" || !filepath.IsAbs(c.RootFs) {
+		return nil, fmt.Errorf("container %q: root %q is not an absolute path: %w", c.ID, c.RootFs, sandbox.ErrInvalidConfig)
 	}
-	if spec.Process == nil || len(spec.Process.Args) == 0 {
-		return nil, fmt.Errorf("container %q: no command: %w", c.ID, sandbox.ErrInvalidConfig)
-	}
-	if err := setUser(spec.Process, c.RootFs, c.Cmd); err != nil {
-		return nil, fmt.Errorf("container %q: %w", c.ID, err)
+	spec, err := sandbox.HostSpec(c)
+	if err != nil {
+		return nil, err
 	}
 	if err := keepHostCapabilities(spec.Process.Capabilities); err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
-	if c.RootFs == "" || !filepath.IsAbs(c.RootFs) {
-		return nil, fmt.Errorf("container %q: root %q is not an absolute path: %w", c.ID, c.RootFs, sandbox.ErrInvalidConfig)
-	}
-	spec.Root = &specs.Root{Path: c.RootFs, Readonly: c.ReadonlyRootfs}
-	if spec.Linux == nil {
-		spec.Linux = &specs.Linux{}
-	}
-	res := hostResources(c.Resources)
-	spec.Linux.Resources = &res
-	for _, d := range c.DeviceInfos {
-		addDevice(spec, d)
+	if r := spec.Linux.Resources; r != nil {
+		res := hostResources(*r)
+		spec.Linux.Resources = &res
 	}
 	spec.Linux.CgroupsPath = filepath.Join(podCgroup(pod), c.ID)
 	spec.Linux.Namespaces = podJoin(pod, infraPid, spec.Linux.Namespaces)
 	return spec, nil
+}
+
+// execSpecProcess is the process of an exec in the container c: its
+// own with cmd applied, with what the host can grant of it.
+func execSpecProcess(c *sandbox.ContainerConfig, cmd sandbox.Cmd) (*specs.Process, error) {
+	if len(cmd.Args) == 0 {
+		return nil, fmt.Errorf("exec without a command: %w", sandbox.ErrInvalidConfig)
+	}
+	p, err := sandbox.ExecProcess(c, cmd)
+	if err != nil {
+		return nil, err
+	}
+	if err := keepHostCapabilities(p.Capabilities); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // podJoin applies the namespace rule: a pod namespace the spec does not
@@ -182,84 +165,4 @@ func nsFile(t specs.LinuxNamespaceType) string {
 		return "mnt"
 	}
 	return string(t)
-}
-
-// applyCmd applies what cmd sets of a process (not the user: setUser).
-func applyCmd(p *specs.Process, rootfs string, cmd sandbox.Cmd) error {
-	if len(cmd.Args) > 0 {
-		p.Args = slices.Clone(cmd.Args)
-	}
-	for _, e := range cmd.Envs {
-		p.Env = setEnv(p.Env, e.Var, e.Value)
-	}
-	if cmd.WorkDir != "" {
-		p.Cwd = cmd.WorkDir
-	}
-	p.NoNewPrivileges = p.NoNewPrivileges || cmd.NoNewPrivileges
-	if caps := cmd.Capabilities; len(caps.Bounding)+len(caps.Effective)+len(caps.Permitted)+len(caps.Inheritable)+len(caps.Ambient) > 0 {
-		p.Capabilities = &specs.LinuxCapabilities{
-			Bounding: caps.Bounding, Effective: caps.Effective, Permitted: caps.Permitted,
-			Inheritable: caps.Inheritable, Ambient: caps.Ambient,
-		}
-	}
-	return nil
-}
-
-func setEnv(env []string, k, v string) []string {
-	env = slices.DeleteFunc(slices.Clone(env), func(e string) bool { return strings.HasPrefix(e, k+"=") })
-	return append(env, k+"="+v)
-}
-
-// setUser makes the process run as cmd's user and groups: numbers that
-// pkg/cri resolved (sandbox.User.Set), which sandbox.ResolveUser takes
-// without reading a file; names are resolved against the rootfs.
-func setUser(p *specs.Process, rootfs string, cmd sandbox.Cmd) error {
-	if cmd.User == "" && cmd.PrimaryGroup == "" && len(cmd.SupplementaryGroups) == 0 {
-		return nil
-	}
-	u, err := sandbox.ResolveUser(rootfs, cmd)
-	if err != nil {
-		return err
-	}
-	p.User.UID, p.User.GID = u.UID, u.GID
-	p.User.AdditionalGids = slices.Clone(u.Groups)
-	return nil
-}
-
-// addDevice gives the container a device node of the host.
-func addDevice(spec *specs.Spec, d sandbox.DeviceInfo) {
-	mode := d.FileMode.Perm()
-	uid, gid := d.UID, d.GID
-	major, minor := d.Major, d.Minor
-	spec.Linux.Devices = append(spec.Linux.Devices, specs.LinuxDevice{
-		Path: d.ContainerPath, Type: d.DevType, Major: major, Minor: minor, FileMode: &mode, UID: &uid, GID: &gid,
-	})
-	spec.Linux.Resources.Devices = append(spec.Linux.Resources.Devices, specs.LinuxDeviceCgroup{
-		Allow: true, Type: d.DevType, Major: &major, Minor: &minor, Access: "rwm",
-	})
-}
-
-// execSpecProcess is the process of an exec: the container's own with
-// cmd applied, a terminal when cmd has a console.
-func execSpecProcess(spec *specs.Spec, rootfs string, cmd sandbox.Cmd) (*specs.Process, error) {
-	b, err := json.Marshal(spec.Process)
-	if err != nil {
-		return nil, err
-	}
-	p := &specs.Process{}
-	if err := json.Unmarshal(b, p); err != nil {
-		return nil, err
-	}
-	if len(cmd.Args) == 0 {
-		return nil, fmt.Errorf("exec without a command: %w", sandbox.ErrInvalidConfig)
-	}
-	if err := applyCmd(p, rootfs, cmd); err != nil {
-		return nil, err
-	}
-	if err := setUser(p, rootfs, cmd); err != nil {
-		return nil, err
-	}
-	p.Terminal = cmd.Console != ""
-	p.ConsoleSize = nil
-	return p, nil
 }

@@ -255,7 +255,7 @@ func (r *Runtime) EnterContainer(ctx context.Context, sandboxID, containerID str
 		if cs.State.State != StateRunning {
 			return fmt.Errorf("container %s is %s, not running: %w", containerID, cs.State.State, ErrInvalidState)
 		}
-		proc, err := execProcess(&cs.Config, cmd)
+		proc, err := ExecProcess(&cs.Config, cmd)
 		if err != nil {
 			return fmt.Errorf("exec in container %q: %w", containerID, err)
 		}

@@ -21,20 +21,26 @@ import (
 // seedSpec, from the specification's fields. Over either, this package
 // does only what the VM dictates, each in one place: freezeUser and
 // setUser resolve Cmd's user and groups against the rootfs, once (or the
-// caller does, with ResolveUser, and hands on the numbers);
-// containerSpec maps the root and the bind mounts' host sources into the
-// shared directory and sets the resources the guest can apply
+// caller does, with ResolveUser, and hands on the numbers); HostSpec is
+// the result as the host sees it, which OS containers (pkg/runc) run as
+// it is; containerSpec maps its root and bind mounts' host sources into
+// the shared directory and sets the resources the guest can apply
 // (guestResources, at create and update); the agent sets the cgroup
 // path, in the guest's own tree.
 
-// containerSpec builds the OCI spec the agent runs, at create: the
-// container's spec with the guest's paths and resources.
-func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, error) {
+// HostSpec is the container's OCI spec as the host sees it, at create:
+// its CustomSpec, or seedSpec, with Cmd's user and groups resolved
+// against the rootfs and frozen into c.Cmd as numbers (freezeUser), the
+// root at c.RootFs, the bind mounts' sources on the host, Resources and
+// DeviceInfos applied (beyond the specification). A runtime of OS
+// containers runs it as it is; a VM maps it into its guest
+// (containerSpec).
+func HostSpec(c *ContainerConfig) (*specs.Spec, error) {
 	if c.CustomSpec != nil && (setsProcess(c.Cmd) || len(c.Mounts) > 0) {
 		return nil, fmt.Errorf("container %q: the CustomSpec has the process and mounts, Cmd gives only the user and groups, and Mounts none: %w", c.ID, ErrInvalidConfig)
 	}
-	// Before the guest has seen the rootfs: from here on its /etc/passwd
-	// is the guest's.
+	// Before any guest has seen the rootfs: from here on its /etc/passwd
+	// may be a guest's.
 	if err := freezeUser(c); err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
@@ -42,24 +48,8 @@ func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, erro
 	if err != nil {
 		return nil, fmt.Errorf("container %q: %w", c.ID, err)
 	}
-	root, err := share.shareRootfs(c.RootFs)
-	if err != nil {
-		return nil, err
-	}
-	g.SetRootPath(root)
+	g.SetRootPath(c.RootFs)
 	g.SetRootReadonly(c.ReadonlyRootfs)
-	binds := 0
-	for i, m := range g.Config.Mounts {
-		if !isBind(m) {
-			continue
-		}
-		sm, err := share.shareMount(binds, m)
-		if err != nil {
-			return nil, err
-		}
-		g.Config.Mounts[i] = sm
-		binds++
-	}
 	if c.CustomSpec == nil || !isZeroResources(c.Resources) {
 		res := c.Resources
 		g.Config.Linux.Resources = &res
@@ -70,9 +60,35 @@ func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, erro
 	return g.Config, nil
 }
 
-// execProcess builds the OCI process of an exec: the container's own
-// process with the exec's command applied over it.
-func execProcess(c *ContainerConfig, cmd Cmd) (*specs.Process, error) {
+// containerSpec builds the OCI spec the agent runs, at create: the
+// container's HostSpec with the guest's paths.
+func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, error) {
+	spec, err := HostSpec(c)
+	if err != nil {
+		return nil, err
+	}
+	if spec.Root.Path, err = share.shareRootfs(c.RootFs); err != nil {
+		return nil, err
+	}
+	binds := 0
+	for i, m := range spec.Mounts {
+		if !isBind(m) {
+			continue
+		}
+		sm, err := share.shareMount(binds, m)
+		if err != nil {
+			return nil, err
+		}
+		spec.Mounts[i] = sm
+		binds++
+	}
+	return spec, nil
+}
+
+// ExecProcess is the OCI process of an exec in the container c (as
+// HostSpec left it): the container's own process with the exec's command
+// applied over it (beyond the specification).
+func ExecProcess(c *ContainerConfig, cmd Cmd) (*specs.Process, error) {
 	g, err := baseSpec(c)
 	if err != nil {
 		return nil, err

@@ -135,7 +135,7 @@ func TestUpgradeSpec(t *testing.T) {
 	if setsProcess(c.Cmd) || c.Cmd.User != "1000" || c.Cmd.PrimaryGroup != "1001" || !c.Cmd.Interactive {
 		t.Fatalf("Cmd after the upgrade: %+v", c.Cmd)
 	}
-	p, err := execProcess(&c, Cmd{Args: []string{"id"}})
+	p, err := ExecProcess(&c, Cmd{Args: []string{"id"}})
 	if err != nil {
 		t.Fatal(err)
 	}

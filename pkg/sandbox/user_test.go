@@ -119,7 +119,7 @@ func TestFreezeUser(t *testing.T) {
 	if err := os.Symlink("/dev/zero", filepath.Join(root, "etc", "group")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := execProcess(c, Cmd{Args: []string{"id"}})
+	p, err := ExecProcess(c, Cmd{Args: []string{"id"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestFreezeUser(t *testing.T) {
 	// An exec naming a user reads the files again: refused, at once.
 	done := make(chan error, 1)
 	go func() {
-		_, err := execProcess(c, Cmd{Args: []string{"id"}, User: "root"})
+		_, err := ExecProcess(c, Cmd{Args: []string{"id"}, User: "root"})
 		done <- err
 	}()
 	select {
@@ -151,7 +151,7 @@ func TestFreezeUser(t *testing.T) {
 	if err := os.Symlink(secret, passwd); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := execProcess(c, Cmd{Args: []string{"id"}, User: "root"}); !errors.Is(err, ErrInvalidConfig) {
+	if _, err := ExecProcess(c, Cmd{Args: []string{"id"}, User: "root"}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("exec with a symlinked passwd: %v", err)
 	}
 }
