@@ -57,6 +57,13 @@ type Config struct {
 	Accelerator  Accelerator
 	VCPUs        uint32 // default 1
 	MemoryMiB    uint32
+	// MaxVCPUs and MaxMemoryMiB are the room to grow while the VM runs
+	// (default none: VCPUs and MemoryMiB): vCPUs are hot-plugged up to
+	// MaxVCPUs, memory through a virtio-mem device of MaxMemoryMiB less
+	// MemoryMiB (rounded down to hotplugBlockMiB), which plugs nothing
+	// at boot.
+	MaxVCPUs     uint32
+	MaxMemoryMiB uint32
 	SharedFS     SharedFS // default virtio-9p; no shared device without SharedDir
 	SharedDir    string   // host directory shared with the guest
 	SharedTag    string   // mount tag, default vcshared
@@ -96,7 +103,12 @@ const (
 	defaultSharedTag = "vcshared"
 	defaultVirtiofsd = "/usr/lib/qemu/virtiofsd"
 	maxBridges       = 5
-	hugePagesDir     = "/dev/hugepages"
+	// maxVCPUs is the most vCPUs a q35 VM has in QEMU 7.2.
+	maxVCPUs = 288
+	// hotplugBlockMiB is virtio-mem's block: memory grows and shrinks by
+	// multiples of it (2 MiB, x86's transparent huge page).
+	hotplugBlockMiB = 2
+	hugePagesDir    = "/dev/hugepages"
 )
 
 // Files inside StateDir.
@@ -134,7 +146,16 @@ func (c Config) maxQEMUFileSize() uint64 {
 	if memoryBackend(c) == "" || strings.HasPrefix(memoryBackend(c), "memory-backend-ram") {
 		return c.maxLogSize()
 	}
-	return c.maxLogSize() + uint64(c.MemoryMiB)<<20
+	return c.maxLogSize() + uint64(c.MemoryMiB+c.hotplugMemoryMiB())<<20
+}
+
+// hotplugMemoryMiB is the size of the virtio-mem region: the memory the
+// VM may grow by.
+func (c Config) hotplugMemoryMiB() uint32 {
+	if c.MaxMemoryMiB <= c.MemoryMiB {
+		return 0
+	}
+	return (c.MaxMemoryMiB - c.MemoryMiB) / hotplugBlockMiB * hotplugBlockMiB
 }
 
 // withDefaults fills the fields whose zero value means "the default".
@@ -150,6 +171,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.VCPUs == 0 {
 		c.VCPUs = 1
+	}
+	if c.MaxVCPUs == 0 {
+		c.MaxVCPUs = c.VCPUs
+	}
+	if c.MaxMemoryMiB == 0 {
+		c.MaxMemoryMiB = c.MemoryMiB
 	}
 	if c.SharedFS == "" {
 		c.SharedFS = SharedFS9p
@@ -209,6 +236,16 @@ func (c Config) validate() error {
 	}
 	if c.MemoryMiB == 0 {
 		return invalid("MemoryMiB", "zero")
+	}
+	if c.MaxVCPUs < c.VCPUs || c.MaxVCPUs > maxVCPUs {
+		return invalid("MaxVCPUs", "%d, want from VCPUs (%d) to %d", c.MaxVCPUs, c.VCPUs, maxVCPUs)
+	}
+	if c.MaxMemoryMiB < c.MemoryMiB {
+		return invalid("MaxMemoryMiB", "%d, less than MemoryMiB (%d)", c.MaxMemoryMiB, c.MemoryMiB)
+	}
+	if c.hotplugMemoryMiB() > 0 && c.Mlock {
+		// mem-lock=on would lock the whole virtio-mem region.
+		return invalid("MaxMemoryMiB", "memory hot-plug (MaxMemoryMiB above MemoryMiB) cannot be had with Mlock")
 	}
 	if c.AgentPortName == "" || strings.ContainsAny(c.AgentPortName, ",=") {
 		return invalid("AgentPortName", "%q is not a virtio-serial port name", c.AgentPortName)

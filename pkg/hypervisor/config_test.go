@@ -57,6 +57,11 @@ func TestValidate(t *testing.T) {
 		{"mlock alone", func(c *Config) { c.Mlock = true }, "Mlock"},
 		{"realtime alone", func(c *Config) { c.Realtime = true }, "Mlock"},
 		{"too many bridges", func(c *Config) { c.DefaultBridges = 6 }, "DefaultBridges"},
+		{"room to grow", func(c *Config) { c.MaxVCPUs, c.MaxMemoryMiB = 4, 1024 }, ""},
+		{"max vCPUs below vCPUs", func(c *Config) { c.VCPUs, c.MaxVCPUs = 2, 1 }, "MaxVCPUs"},
+		{"max vCPUs beyond q35", func(c *Config) { c.MaxVCPUs = 289 }, "MaxVCPUs"},
+		{"max memory below memory", func(c *Config) { c.MaxMemoryMiB = 128 }, "MaxMemoryMiB"},
+		{"memory hot-plug with mlock", func(c *Config) { c.MaxMemoryMiB, c.Mlock, c.Realtime = 512, true, true }, "MaxMemoryMiB"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig(t)

@@ -60,6 +60,20 @@ type VM interface {
 	// ends (ctx.Err()). A caller that asked the guest to power off waits
 	// here, with its own grace period, before calling Stop.
 	Wait(ctx context.Context) error
+	// Size reports the VM's vCPUs and memory, and its room to grow.
+	Size(ctx context.Context) (Size, error)
+	// PlugVCPUs hot-plugs vCPUs until the hypervisor runs n of them,
+	// n at most MaxVCPUs (else ErrNoRoom). It never unplugs one (that
+	// needs the guest's ACPI eject, unreliable under TCG): fewer than
+	// the VM has is a no-op, and the guest offlines those it should not
+	// use. A failure may leave some of the vCPUs asked plugged.
+	PlugVCPUs(ctx context.Context, n uint32) error
+	// SetMemory asks virtio-mem for mib MiB of memory in all (rounded
+	// up to its block), from the boot memory to MaxMemoryMiB (else
+	// ErrNoRoom, or a failed precondition below boot memory), and waits
+	// until the guest has plugged or unplugged that much, or ctx ends.
+	// It returns the memory the VM has then, asked for or not.
+	SetMemory(ctx context.Context, mib uint32) (uint32, error)
 	// Stop ends the VM: unless the process has already exited, it asks
 	// the hypervisor to quit and waits until ctx ends (10 s at most
 	// when ctx has no deadline), then kills it. Then it removes the

@@ -57,7 +57,7 @@ func (m *Mock) Launch(ctx context.Context, cfg Config) (VM, error) {
 		return nil, fmt.Errorf("mock VM %s: %w", c.ID, ErrAlreadyExists)
 	}
 	m.nextPid++
-	vm := &MockVM{mock: m, cfg: c, pid: m.nextPid, state: MockRunning, done: make(chan struct{})}
+	vm := &MockVM{mock: m, cfg: c, pid: m.nextPid, state: MockRunning, done: make(chan struct{}), vcpus: c.VCPUs, memMiB: c.MemoryMiB}
 	m.vms[c.ID] = vm
 	return vm, nil
 }
@@ -90,8 +90,13 @@ type MockVM struct {
 	cfg  Config
 	pid  int
 
-	mu     sync.Mutex // guards state and exited
+	mu     sync.Mutex // guards state, exited, vcpus, memMiB and minMemMiB
 	state  MockState
+	vcpus  uint32 // hot-plugged ones included
+	memMiB uint32 // boot memory and what is plugged
+	// minMemMiB is the least memory the guest manages to unplug down to
+	// (SetUnpluggable).
+	minMemMiB uint32
 	exited bool          // the "process" has ended (Exit or Stop)
 	done   chan struct{} // closed when exited becomes true
 }
@@ -168,4 +173,55 @@ func (v *MockVM) Stop(ctx context.Context) error {
 		delete(v.mock.vms, v.cfg.ID)
 	}
 	return nil
+}
+
+// SetUnpluggable makes the guest fail to unplug memory below mib, as a
+// guest whose memory is in use: SetMemory stops there.
+func (v *MockVM) SetUnpluggable(mib uint32) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.minMemMiB = mib
+}
+
+// Size implements VM.
+func (v *MockVM) Size(ctx context.Context) (Size, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.exited {
+		return Size{}, fmt.Errorf("mock VM %s: %w", v.cfg.ID, ErrNotRunning)
+	}
+	return Size{VCPUs: v.vcpus, MaxVCPUs: v.cfg.MaxVCPUs, MemoryMiB: v.memMiB, MaxMemoryMiB: v.cfg.MemoryMiB + v.cfg.hotplugMemoryMiB()}, nil
+}
+
+// PlugVCPUs implements VM.
+func (v *MockVM) PlugVCPUs(ctx context.Context, n uint32) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.exited {
+		return fmt.Errorf("mock VM %s: %w", v.cfg.ID, ErrNotRunning)
+	}
+	if n > v.cfg.MaxVCPUs {
+		return fmt.Errorf("%d vCPUs asked, mock VM %s has room for %d: %w", n, v.cfg.ID, v.cfg.MaxVCPUs, ErrNoRoom)
+	}
+	v.vcpus = max(v.vcpus, n)
+	return nil
+}
+
+// SetMemory implements VM.
+func (v *MockVM) SetMemory(ctx context.Context, mib uint32) (uint32, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.exited {
+		return 0, fmt.Errorf("mock VM %s: %w", v.cfg.ID, ErrNotRunning)
+	}
+	if room := v.cfg.MemoryMiB + v.cfg.hotplugMemoryMiB(); mib < v.cfg.MemoryMiB || mib > room {
+		return v.memMiB, fmt.Errorf("%d MiB asked, mock VM %s has from %d to %d: %w", mib, v.cfg.ID, v.cfg.MemoryMiB, room, ErrNoRoom)
+	}
+	mib = v.cfg.MemoryMiB + (mib-v.cfg.MemoryMiB+hotplugBlockMiB-1)/hotplugBlockMiB*hotplugBlockMiB
+	if mib < v.minMemMiB {
+		v.memMiB = min(v.memMiB, v.minMemMiB)
+		return v.memMiB, fmt.Errorf("mock guest unplugged down to %d MiB of the %d asked: %w", v.memMiB, mib, context.DeadlineExceeded)
+	}
+	v.memMiB = mib
+	return mib, nil
 }

@@ -35,6 +35,9 @@ const (
 	fsID            = "fs0"
 	virtiofsChardev = "virtiofs0"
 	memBackendID    = "mem0"
+	// The virtio-mem device and its memory: the room to grow.
+	hotplugMemID     = "vmem0"
+	hotplugBackendID = "vmem0-mem"
 )
 
 // hostCaps are the facts of the host that change the command line.
@@ -70,13 +73,12 @@ func qemuArgs(c Config, accel Accelerator, host hostCaps) []string {
 		// little more.
 		args = append(args, "-accel", "tcg,tb-size=64")
 	}
-	args = append(args,
-		"-smp", fmt.Sprint(c.VCPUs),
-		"-m", fmt.Sprintf("%dM", c.MemoryMiB),
-	)
+	smp, mem, hotplug := hotplugArgs(c)
+	args = append(args, "-smp", smp, "-m", mem)
 	if memObject != "" {
 		args = append(args, "-object", memObject)
 	}
+	args = append(args, hotplug...)
 	if c.Mlock && c.Realtime {
 		args = append(args, "-overcommit", "mem-lock=on")
 	}
@@ -144,27 +146,67 @@ func netFiles(c Config) []*os.File {
 // memoryBackend returns the -object backing guest RAM, or "" for
 // QEMU's default anonymous RAM.
 func memoryBackend(c Config) string {
-	size := fmt.Sprintf("size=%dM", c.MemoryMiB)
+	if !c.HugePages && !sharesMemory(c) && !c.MemPrealloc {
+		return ""
+	}
+	return backendObject(c, memBackendID, c.MemoryMiB, c.HugePages || c.MemPrealloc)
+}
+
+// hotplugMemoryBackend returns the -object of the virtio-mem region, or
+// "" when the VM has no room to grow: memory of the kind of guest RAM's,
+// never preallocated as a whole (the device preallocates what it plugs).
+func hotplugMemoryBackend(c Config) string {
+	if c.hotplugMemoryMiB() == 0 {
+		return ""
+	}
+	return backendObject(c, hotplugBackendID, c.hotplugMemoryMiB(), false)
+}
+
+// sharesMemory tells whether guest memory must be shared: virtiofsd maps it.
+func sharesMemory(c Config) bool { return c.SharedFS == SharedFSVirtioFS && c.SharedDir != "" }
+
+func backendObject(c Config, id string, sizeMiB uint32, prealloc bool) string {
+	size := fmt.Sprintf("size=%dM", sizeMiB)
 	var obj string
 	switch {
 	case c.HugePages:
-		obj = "memory-backend-file,id=" + memBackendID + "," + size + ",mem-path=" + hugePagesDir + ",prealloc=on"
-		if c.SharedFS == SharedFSVirtioFS && c.SharedDir != "" {
+		obj = "memory-backend-file,id=" + id + "," + size + ",mem-path=" + hugePagesDir
+		if prealloc {
+			obj += ",prealloc=on"
+		}
+		if sharesMemory(c) {
 			obj += ",share=on"
 		}
 		return obj
-	case c.SharedFS == SharedFSVirtioFS && c.SharedDir != "":
-		// virtiofsd maps guest memory: it must be shared.
-		obj = "memory-backend-memfd,id=" + memBackendID + "," + size + ",share=on"
-	case c.MemPrealloc:
-		obj = "memory-backend-ram,id=" + memBackendID + "," + size
+	case sharesMemory(c):
+		obj = "memory-backend-memfd,id=" + id + "," + size + ",share=on"
 	default:
-		return ""
+		obj = "memory-backend-ram,id=" + id + "," + size
 	}
-	if c.MemPrealloc {
+	if prealloc {
 		obj += ",prealloc=on"
 	}
 	return obj
+}
+
+// hotplugArgs render the room to grow: -smp with maxcpus for vCPU
+// hot-plug, -m with maxmem and a virtio-mem device of the difference,
+// which plugs nothing at boot.
+func hotplugArgs(c Config) (smp, mem string, devices []string) {
+	smp, mem = fmt.Sprint(c.VCPUs), fmt.Sprintf("%dM", c.MemoryMiB)
+	if c.MaxVCPUs > c.VCPUs {
+		smp += fmt.Sprintf(",maxcpus=%d", c.MaxVCPUs)
+	}
+	obj := hotplugMemoryBackend(c)
+	if obj == "" {
+		return smp, mem, nil
+	}
+	mem += fmt.Sprintf(",maxmem=%dM", c.MemoryMiB+c.hotplugMemoryMiB())
+	dev := fmt.Sprintf("virtio-mem-pci,id=%s,memdev=%s,block-size=%dM,requested-size=0", hotplugMemID, hotplugBackendID, hotplugBlockMiB)
+	if c.HugePages || c.MemPrealloc {
+		dev += ",prealloc=on"
+	}
+	return smp, mem, []string{"-object", obj, "-device", dev}
 }
 
 func kernelParams(c Config) []string {

@@ -131,6 +131,63 @@ func TestQemuArgsOptions(t *testing.T) {
 	}
 }
 
+// TestQemuArgsHotplug: room to grow is maxcpus, maxmem and a virtio-mem
+// device of the difference (rounded down to its 2 MiB block), plugging
+// nothing at boot, of the kind of memory the guest's RAM is.
+func TestQemuArgsHotplug(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		modify         func(*Config)
+		smp, m, object string
+		device         string // "" for none
+	}{
+		{"none", func(*Config) {}, "1", "256M", "", ""},
+		{"vCPUs only", func(c *Config) { c.MaxVCPUs = 4 }, "1,maxcpus=4", "256M", "", ""},
+		{
+			"memory", func(c *Config) { c.VCPUs, c.MaxVCPUs, c.MaxMemoryMiB = 2, 2, 1281 }, "2", "256M,maxmem=1280M",
+			"memory-backend-ram,id=vmem0-mem,size=1024M", "virtio-mem-pci,id=vmem0,memdev=vmem0-mem,block-size=2M,requested-size=0",
+		},
+		{
+			"shared memory", func(c *Config) { c.SharedFS, c.MaxMemoryMiB = SharedFSVirtioFS, 512 }, "1", "256M,maxmem=512M",
+			"memory-backend-memfd,id=vmem0-mem,size=256M,share=on", "virtio-mem-pci,id=vmem0,memdev=vmem0-mem,block-size=2M,requested-size=0",
+		},
+		{
+			"preallocated", func(c *Config) { c.MemPrealloc, c.MaxMemoryMiB = true, 512 }, "1", "256M,maxmem=512M",
+			"memory-backend-ram,id=vmem0-mem,size=256M", "virtio-mem-pci,id=vmem0,memdev=vmem0-mem,block-size=2M,requested-size=0,prealloc=on",
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := validConfig(t)
+			tc.modify(&c)
+			c = c.withDefaults()
+			if err := c.validate(); err != nil {
+				t.Fatal(err)
+			}
+			args := qemuArgs(c, AccelTCG, hostCaps{})
+			if got := values(args, "-smp"); !slices.Equal(got, []string{tc.smp}) {
+				t.Errorf("-smp = %q, want %s", got, tc.smp)
+			}
+			if got := values(args, "-m"); !slices.Equal(got, []string{tc.m}) {
+				t.Errorf("-m = %q, want %s", got, tc.m)
+			}
+			objects, devices := values(args, "-object"), values(args, "-device")
+			hasMem := slices.ContainsFunc(devices, func(d string) bool { return strings.HasPrefix(d, "virtio-mem-pci") })
+			if tc.device == "" {
+				if hasMem || slices.ContainsFunc(objects, func(o string) bool { return strings.Contains(o, "vmem0") }) {
+					t.Errorf("virtio-mem without room to grow: %q %q", objects, devices)
+				}
+				return
+			}
+			if !slices.Contains(objects, tc.object) {
+				t.Errorf("-object = %q, want %s among them", objects, tc.object)
+			}
+			if !slices.Contains(devices, tc.device) {
+				t.Errorf("-device = %q, want %s among them", devices, tc.device)
+			}
+		})
+	}
+}
+
 func TestQemuArgsVhostNet(t *testing.T) {
 	c := validConfig(t)
 	c.NetDevices = []NetDevice{{TapName: "tap0", MAC: "02:00:00:00:00:01"}}
