@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -86,5 +87,19 @@ func TestValidID(t *testing.T) {
 func TestFindVirtioPortMissing(t *testing.T) {
 	if _, err := findVirtioPort("no-such-port.0"); err == nil {
 		t.Fatal("findVirtioPort of a missing port: no error")
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{"": nil, "0": {0}, "0-3": {0, 1, 2, 3}, "0,2-3": {0, 2, 3}} {
+		got, err := parseCPUList(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("parseCPUList(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"x", "3-1", "0-99999999", "-1", "1-"} {
+		if got, err := parseCPUList(bad); err == nil {
+			t.Errorf("parseCPUList(%q) = %v, want an error", bad, got)
+		}
 	}
 }

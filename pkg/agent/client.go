@@ -54,6 +54,7 @@ const (
 var smallReplies = map[string]bool{
 	protocol.Agent_Check_FullMethodName:          true,
 	protocol.Agent_GuestDetails_FullMethodName:   true,
+	protocol.Agent_ResizeGuest_FullMethodName:    true,
 	protocol.Agent_StatsContainer_FullMethodName: true,
 	protocol.Agent_WaitProcess_FullMethodName:    true,
 	protocol.Agent_ProcessStatus_FullMethodName:  true,

@@ -218,6 +218,12 @@ func kernelParams(c Config) []string {
 		// No bus behind a bridge: stop the PCI scan after bus 0.
 		p = append(p, "pci=lastbus=0")
 	}
+	if c.hotplugMemoryMiB() > 0 {
+		// Memory virtio-mem plugs is onlined by the kernel, movable as
+		// long as the kernel keeps enough of its own (auto-movable), so
+		// that it can be unplugged again.
+		p = append(p, "memhp_default_state=online", "memory_hotplug.online_policy=auto-movable")
+	}
 	return append(p, c.KernelParams...)
 }
 

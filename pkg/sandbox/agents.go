@@ -62,6 +62,7 @@ type noopDialer struct{}
 
 func (noopDialer) Dial(_ context.Context, vm hypervisor.VM) (Agent, error) {
 	a := newNoopAgent()
+	a.vm = vm
 	if e, ok := vm.(interface{ Exit() }); ok {
 		a.poweredOff = e.Exit
 	}

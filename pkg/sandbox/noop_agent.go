@@ -15,6 +15,7 @@ import (
 
 	"github.com/vc-cri/vc-cri/internal/exitcode"
 	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
 )
 
 // noopAgent is the agent of NoopAgentType, for unit tests: it runs
@@ -25,10 +26,18 @@ type noopAgent struct {
 	// poweredOff is called when the sandbox is destroyed, as a guest
 	// powers itself off then; nil does nothing.
 	poweredOff func()
+	// vm is the sandbox's VM, whose size the guest sees.
+	vm hypervisor.VM
 
-	mu    sync.Mutex
-	procs map[[2]string]*noopProcess // by container ID and exec ID
+	mu     sync.Mutex
+	procs  map[[2]string]*noopProcess // by container ID and exec ID; guarded by mu
+	online uint32                     // CPUs online, 0 for all; guarded by mu
+	// usedMiB is the memory the guest uses, of what its VM has; guarded by mu.
+	usedMiB uint64
 }
+
+// noopGuestUsedMiB is the memory a noop guest uses at first.
+const noopGuestUsedMiB = 96
 
 type noopProcess struct {
 	exited chan struct{}
@@ -38,7 +47,7 @@ type noopProcess struct {
 var _ Agent = (*noopAgent)(nil)
 
 func newNoopAgent() *noopAgent {
-	return &noopAgent{procs: map[[2]string]*noopProcess{}}
+	return &noopAgent{procs: map[[2]string]*noopProcess{}, usedMiB: noopGuestUsedMiB}
 }
 
 func (a *noopAgent) proc(cid, eid string) (*noopProcess, error) {
@@ -118,6 +127,35 @@ func (a *noopAgent) ResumeContainer(context.Context, *protocol.ContainerRequest,
 
 func (a *noopAgent) StatsContainer(context.Context, *protocol.ContainerRequest, ...grpc.CallOption) (*protocol.StatsContainerResponse, error) {
 	return &protocol.StatsContainerResponse{TimestampUnixNano: time.Now().UnixNano()}, nil
+}
+
+// ResizeGuest onlines CPUs of the VM and reports its memory, the noop
+// guest using usedMiB of it.
+func (a *noopAgent) ResizeGuest(ctx context.Context, req *protocol.ResizeGuestRequest, _ ...grpc.CallOption) (*protocol.GuestResources, error) {
+	if a.vm == nil {
+		return nil, fmt.Errorf("noop agent without a VM: %w", errdefs.ErrFailedPrecondition)
+	}
+	size, err := a.vm.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if req.Cpus > size.VCPUs {
+		return nil, fmt.Errorf("%d CPUs present, %d asked: %w", size.VCPUs, req.Cpus, errdefs.ErrFailedPrecondition)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if req.Cpus > 0 {
+		a.online = req.Cpus
+	}
+	online := a.online
+	if online == 0 {
+		online = size.VCPUs
+	}
+	total := uint64(size.MemoryMiB) << 20
+	return &protocol.GuestResources{
+		OnlineCpus: online, PresentCpus: size.VCPUs,
+		MemoryTotalBytes: total, MemoryAvailableBytes: total - min(total, a.usedMiB<<20),
+	}, nil
 }
 
 func (a *noopAgent) UpdateContainer(context.Context, *protocol.UpdateContainerRequest, ...grpc.CallOption) (*protocol.Empty, error) {

@@ -425,6 +425,12 @@ func sandboxStatus(ls *lockedSandbox) SandboxStatus {
 		Agent:            ls.Config.AgentType,
 		Annotations:      maps.Clone(ls.Config.Annotations),
 	}
+	if ls.Resized != nil {
+		st.Size = *ls.Resized
+	} else {
+		vcpus, mem := bootSize(&ls.Config)
+		st.Size = Resources{VCPUs: uint(vcpus), Memory: uint(mem)}
+	}
 	for _, c := range ls.Containers {
 		st.ContainersStatus = append(st.ContainersStatus, containerStatus(ls.sandboxState, c))
 	}

@@ -33,7 +33,11 @@ type sandboxState struct {
 	// GuestHugePageSizes are the huge page sizes the guest reported when
 	// it booted ("2MB"); nil for a sandbox of an older daemon.
 	GuestHugePageSizes []string
-	Containers         []*containerState
+	// Resized is the VM's size since its last resize (ResizeSandbox):
+	// the vCPUs online in the guest and its memory in MiB; nil while it
+	// has the size it booted with.
+	Resized    *Resources
+	Containers []*containerState
 }
 
 type containerState struct {

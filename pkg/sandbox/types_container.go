@@ -241,6 +241,9 @@ type SandboxStatus struct {
 	Hypervisor       HypervisorType
 	HypervisorConfig HypervisorConfig
 	Agent            AgentType
+	// Size is the VM's size in force: as it booted, or as its last
+	// resize left it (beyond the specification).
+	Size             Resources
 	ContainersStatus []ContainerStatus
 
 	// Annotations allow clients to store arbitrary values,

@@ -146,6 +146,15 @@ type HypervisorConfig struct {
 	// Sandbox configuration VMConfig.Memory overwrites this.
 	MemorySize uint32
 
+	// DefaultMaxVCPUs is the most vCPUs the VM may grow to while it
+	// runs (ResizeSandbox); at most its boot vCPUs leaves no room.
+	DefaultMaxVCPUs uint32
+
+	// DefaultMaxMemorySize is the most memory in MiB the VM may grow to
+	// while it runs, through virtio-mem; at most its boot memory leaves
+	// no room.
+	DefaultMaxMemorySize uint32
+
 	// DefaultBridges specifies default number of bridges for the VM.
 	// Bridges can be used to hot plug devices
 	DefaultBridges uint32

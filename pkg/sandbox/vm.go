@@ -19,19 +19,7 @@ func (r *Runtime) vmConfig(id string, c *SandboxConfig) (hypervisor.Config, erro
 	if h.VirtioFSCacheSize > 0 {
 		return hypervisor.Config{}, fmt.Errorf("VirtioFSCacheSize %d: the DAX window needs a QEMU with virtio-fs DAX, which QEMU 7.2 lacks: %w", h.VirtioFSCacheSize, ErrInvalidConfig)
 	}
-	vcpus, mem := h.NumVCPUs, h.MemorySize
-	if c.VMConfig.VCPUs > 0 {
-		vcpus = uint32(c.VMConfig.VCPUs)
-	}
-	if c.VMConfig.Memory > 0 {
-		mem = uint32(c.VMConfig.Memory)
-	}
-	if vcpus == 0 {
-		vcpus = 1
-	}
-	if mem == 0 {
-		mem = 256
-	}
+	vcpus, mem := bootSize(c)
 	accel := hypervisor.Accelerator(h.MachineAccelerators)
 	if accel == "" {
 		accel = hypervisor.AccelAuto
@@ -81,6 +69,8 @@ func (r *Runtime) vmConfig(id string, c *SandboxConfig) (hypervisor.Config, erro
 		Accelerator:    accel,
 		VCPUs:          vcpus,
 		MemoryMiB:      mem,
+		MaxVCPUs:       max(vcpus, h.DefaultMaxVCPUs),
+		MaxMemoryMiB:   max(mem, h.DefaultMaxMemorySize),
 		SharedFS:       hypervisor.SharedFS(sharedFS),
 		SharedDir:      r.sharedDir(id),
 		SharedTag:      protocol.SharedTag,
@@ -99,6 +89,24 @@ func (r *Runtime) vmConfig(id string, c *SandboxConfig) (hypervisor.Config, erro
 		// change what KVM can do, forgets it.
 		AccelVerdictFile: filepath.Join(filepath.Dir(r.stateRoot), hypervisor.AccelVerdictFileName),
 	}, nil
+}
+
+// bootSize is the vCPUs and memory (MiB) a sandbox's VM boots with.
+func bootSize(c *SandboxConfig) (vcpus, memMiB uint32) {
+	vcpus, memMiB = c.HypervisorConfig.NumVCPUs, c.HypervisorConfig.MemorySize
+	if c.VMConfig.VCPUs > 0 {
+		vcpus = uint32(c.VMConfig.VCPUs)
+	}
+	if c.VMConfig.Memory > 0 {
+		memMiB = uint32(c.VMConfig.Memory)
+	}
+	if vcpus == 0 {
+		vcpus = 1
+	}
+	if memMiB == 0 {
+		memMiB = 256
+	}
+	return vcpus, memMiB
 }
 
 // String renders a kernel parameter: "key=value", or "key" alone.

@@ -315,6 +315,120 @@ func (x *GuestDetailsResponse) GetHugepageSizes() []uint64 {
 	return nil
 }
 
+type ResizeGuestRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cpus          uint32                 `protobuf:"varint,1,opt,name=cpus,proto3" json:"cpus,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResizeGuestRequest) Reset() {
+	*x = ResizeGuestRequest{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResizeGuestRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResizeGuestRequest) ProtoMessage() {}
+
+func (x *ResizeGuestRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResizeGuestRequest.ProtoReflect.Descriptor instead.
+func (*ResizeGuestRequest) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ResizeGuestRequest) GetCpus() uint32 {
+	if x != nil {
+		return x.Cpus
+	}
+	return 0
+}
+
+type GuestResources struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	OnlineCpus uint32                 `protobuf:"varint,1,opt,name=online_cpus,json=onlineCpus,proto3" json:"online_cpus,omitempty"`
+	// The CPUs the guest kernel knows of, online or not.
+	PresentCpus uint32 `protobuf:"varint,2,opt,name=present_cpus,json=presentCpus,proto3" json:"present_cpus,omitempty"`
+	// /proc/meminfo's MemTotal and MemAvailable.
+	MemoryTotalBytes     uint64 `protobuf:"varint,3,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
+	MemoryAvailableBytes uint64 `protobuf:"varint,4,opt,name=memory_available_bytes,json=memoryAvailableBytes,proto3" json:"memory_available_bytes,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
+}
+
+func (x *GuestResources) Reset() {
+	*x = GuestResources{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GuestResources) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GuestResources) ProtoMessage() {}
+
+func (x *GuestResources) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GuestResources.ProtoReflect.Descriptor instead.
+func (*GuestResources) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GuestResources) GetOnlineCpus() uint32 {
+	if x != nil {
+		return x.OnlineCpus
+	}
+	return 0
+}
+
+func (x *GuestResources) GetPresentCpus() uint32 {
+	if x != nil {
+		return x.PresentCpus
+	}
+	return 0
+}
+
+func (x *GuestResources) GetMemoryTotalBytes() uint64 {
+	if x != nil {
+		return x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *GuestResources) GetMemoryAvailableBytes() uint64 {
+	if x != nil {
+		return x.MemoryAvailableBytes
+	}
+	return 0
+}
+
 type Interface struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The guest link is found by its MAC address and given this name.
@@ -329,7 +443,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -341,7 +455,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -354,7 +468,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{5}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Interface) GetName() string {
@@ -398,7 +512,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -410,7 +524,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -423,7 +537,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{6}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Route) GetDestination() string {
@@ -462,7 +576,7 @@ type SetupNetworkRequest struct {
 
 func (x *SetupNetworkRequest) Reset() {
 	*x = SetupNetworkRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -474,7 +588,7 @@ func (x *SetupNetworkRequest) String() string {
 func (*SetupNetworkRequest) ProtoMessage() {}
 
 func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -487,7 +601,7 @@ func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetupNetworkRequest.ProtoReflect.Descriptor instead.
 func (*SetupNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{7}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SetupNetworkRequest) GetInterfaces() []*Interface {
@@ -533,7 +647,7 @@ type DestroySandboxRequest struct {
 
 func (x *DestroySandboxRequest) Reset() {
 	*x = DestroySandboxRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +659,7 @@ func (x *DestroySandboxRequest) String() string {
 func (*DestroySandboxRequest) ProtoMessage() {}
 
 func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +672,7 @@ func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySandboxRequest.ProtoReflect.Descriptor instead.
 func (*DestroySandboxRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{8}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{10}
 }
 
 type CreateContainerRequest struct {
@@ -576,7 +690,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +702,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +715,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{9}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *CreateContainerRequest) GetContainerId() string {
@@ -641,7 +755,7 @@ type ContainerRequest struct {
 
 func (x *ContainerRequest) Reset() {
 	*x = ContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +767,7 @@ func (x *ContainerRequest) String() string {
 func (*ContainerRequest) ProtoMessage() {}
 
 func (x *ContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +780,7 @@ func (x *ContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRequest.ProtoReflect.Descriptor instead.
 func (*ContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{10}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ContainerRequest) GetContainerId() string {
@@ -687,7 +801,7 @@ type ProcessRequest struct {
 
 func (x *ProcessRequest) Reset() {
 	*x = ProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +813,7 @@ func (x *ProcessRequest) String() string {
 func (*ProcessRequest) ProtoMessage() {}
 
 func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +826,7 @@ func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRequest.ProtoReflect.Descriptor instead.
 func (*ProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{11}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ProcessRequest) GetContainerId() string {
@@ -742,7 +856,7 @@ type ExecProcessRequest struct {
 
 func (x *ExecProcessRequest) Reset() {
 	*x = ExecProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -754,7 +868,7 @@ func (x *ExecProcessRequest) String() string {
 func (*ExecProcessRequest) ProtoMessage() {}
 
 func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -767,7 +881,7 @@ func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProcessRequest.ProtoReflect.Descriptor instead.
 func (*ExecProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{12}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExecProcessRequest) GetContainerId() string {
@@ -810,7 +924,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +936,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +949,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{13}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SignalProcessRequest) GetContainerId() string {
@@ -878,7 +992,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -890,7 +1004,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -903,7 +1017,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{14}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *WaitProcessResponse) GetExitCode() int32 {
@@ -938,7 +1052,7 @@ type ProcessStatusResponse struct {
 
 func (x *ProcessStatusResponse) Reset() {
 	*x = ProcessStatusResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1064,7 @@ func (x *ProcessStatusResponse) String() string {
 func (*ProcessStatusResponse) ProtoMessage() {}
 
 func (x *ProcessStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1077,7 @@ func (x *ProcessStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStatusResponse.ProtoReflect.Descriptor instead.
 func (*ProcessStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessStatusResponse) GetExited() bool {
@@ -991,7 +1105,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1117,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1130,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReadOutputRequest) GetContainerId() string {
@@ -1049,7 +1163,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1061,7 +1175,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1074,7 +1188,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Data) GetData() []byte {
@@ -1095,7 +1209,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1221,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1234,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PortForwardRequest) GetPort() uint32 {
@@ -1149,7 +1263,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1161,7 +1275,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1174,7 +1288,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WriteStdinRequest) GetContainerId() string {
@@ -1210,7 +1324,7 @@ type ResizeTTYRequest struct {
 
 func (x *ResizeTTYRequest) Reset() {
 	*x = ResizeTTYRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1222,7 +1336,7 @@ func (x *ResizeTTYRequest) String() string {
 func (*ResizeTTYRequest) ProtoMessage() {}
 
 func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1235,7 +1349,7 @@ func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeTTYRequest.ProtoReflect.Descriptor instead.
 func (*ResizeTTYRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResizeTTYRequest) GetContainerId() string {
@@ -1277,7 +1391,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1289,7 +1403,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1302,7 +1416,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -1330,7 +1444,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1456,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1469,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListProcessesRequest) GetContainerId() string {
@@ -1381,7 +1495,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1393,7 +1507,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1406,7 +1520,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListProcessesResponse) GetProcessList() []byte {
@@ -1452,7 +1566,7 @@ type StatsContainerResponse struct {
 
 func (x *StatsContainerResponse) Reset() {
 	*x = StatsContainerResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1464,7 +1578,7 @@ func (x *StatsContainerResponse) String() string {
 func (*StatsContainerResponse) ProtoMessage() {}
 
 func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1477,7 +1591,7 @@ func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerResponse.ProtoReflect.Descriptor instead.
 func (*StatsContainerResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{24}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *StatsContainerResponse) GetCpuUsageNanos() uint64 {
@@ -1686,7 +1800,7 @@ type InterfaceStats struct {
 
 func (x *InterfaceStats) Reset() {
 	*x = InterfaceStats{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1698,7 +1812,7 @@ func (x *InterfaceStats) String() string {
 func (*InterfaceStats) ProtoMessage() {}
 
 func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1711,7 +1825,7 @@ func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceStats.ProtoReflect.Descriptor instead.
 func (*InterfaceStats) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{25}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InterfaceStats) GetName() string {
@@ -1794,7 +1908,15 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\x12memory_total_bytes\x18\x03 \x01(\x04R\x10memoryTotalBytes\x12\x12\n" +
 	"\x04cpus\x18\x04 \x01(\rR\x04cpus\x12%\n" +
 	"\x0euptime_seconds\x18\x05 \x01(\x01R\ruptimeSeconds\x12%\n" +
-	"\x0ehugepage_sizes\x18\x06 \x03(\x04R\rhugepageSizes\"a\n" +
+	"\x0ehugepage_sizes\x18\x06 \x03(\x04R\rhugepageSizes\"(\n" +
+	"\x12ResizeGuestRequest\x12\x12\n" +
+	"\x04cpus\x18\x01 \x01(\rR\x04cpus\"\xb8\x01\n" +
+	"\x0eGuestResources\x12\x1f\n" +
+	"\vonline_cpus\x18\x01 \x01(\rR\n" +
+	"onlineCpus\x12!\n" +
+	"\fpresent_cpus\x18\x02 \x01(\rR\vpresentCpus\x12,\n" +
+	"\x12memory_total_bytes\x18\x03 \x01(\x04R\x10memoryTotalBytes\x124\n" +
+	"\x16memory_available_bytes\x18\x04 \x01(\x04R\x14memoryAvailableBytes\"a\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x1c\n" +
@@ -1925,10 +2047,11 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\xd7\v\n" +
+	"\x06STDERR\x10\x012\xa2\f\n" +
 	"\x05Agent\x12<\n" +
 	"\x05Check\x12\x18.vcagent.v1.CheckRequest\x1a\x19.vcagent.v1.CheckResponse\x12Q\n" +
-	"\fGuestDetails\x12\x1f.vcagent.v1.GuestDetailsRequest\x1a .vcagent.v1.GuestDetailsResponse\x12B\n" +
+	"\fGuestDetails\x12\x1f.vcagent.v1.GuestDetailsRequest\x1a .vcagent.v1.GuestDetailsResponse\x12I\n" +
+	"\vResizeGuest\x12\x1e.vcagent.v1.ResizeGuestRequest\x1a\x1a.vcagent.v1.GuestResources\x12B\n" +
 	"\fSetupNetwork\x12\x1f.vcagent.v1.SetupNetworkRequest\x1a\x11.vcagent.v1.Empty\x12F\n" +
 	"\x0eDestroySandbox\x12!.vcagent.v1.DestroySandboxRequest\x1a\x11.vcagent.v1.Empty\x12H\n" +
 	"\x0fCreateContainer\x12\".vcagent.v1.CreateContainerRequest\x1a\x11.vcagent.v1.Empty\x12A\n" +
@@ -1965,7 +2088,7 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
@@ -1973,80 +2096,84 @@ var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(*CheckResponse)(nil),          // 3: vcagent.v1.CheckResponse
 	(*GuestDetailsRequest)(nil),    // 4: vcagent.v1.GuestDetailsRequest
 	(*GuestDetailsResponse)(nil),   // 5: vcagent.v1.GuestDetailsResponse
-	(*Interface)(nil),              // 6: vcagent.v1.Interface
-	(*Route)(nil),                  // 7: vcagent.v1.Route
-	(*SetupNetworkRequest)(nil),    // 8: vcagent.v1.SetupNetworkRequest
-	(*DestroySandboxRequest)(nil),  // 9: vcagent.v1.DestroySandboxRequest
-	(*CreateContainerRequest)(nil), // 10: vcagent.v1.CreateContainerRequest
-	(*ContainerRequest)(nil),       // 11: vcagent.v1.ContainerRequest
-	(*ProcessRequest)(nil),         // 12: vcagent.v1.ProcessRequest
-	(*ExecProcessRequest)(nil),     // 13: vcagent.v1.ExecProcessRequest
-	(*SignalProcessRequest)(nil),   // 14: vcagent.v1.SignalProcessRequest
-	(*WaitProcessResponse)(nil),    // 15: vcagent.v1.WaitProcessResponse
-	(*ProcessStatusResponse)(nil),  // 16: vcagent.v1.ProcessStatusResponse
-	(*ReadOutputRequest)(nil),      // 17: vcagent.v1.ReadOutputRequest
-	(*Data)(nil),                   // 18: vcagent.v1.Data
-	(*PortForwardRequest)(nil),     // 19: vcagent.v1.PortForwardRequest
-	(*WriteStdinRequest)(nil),      // 20: vcagent.v1.WriteStdinRequest
-	(*ResizeTTYRequest)(nil),       // 21: vcagent.v1.ResizeTTYRequest
-	(*UpdateContainerRequest)(nil), // 22: vcagent.v1.UpdateContainerRequest
-	(*ListProcessesRequest)(nil),   // 23: vcagent.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),  // 24: vcagent.v1.ListProcessesResponse
-	(*StatsContainerResponse)(nil), // 25: vcagent.v1.StatsContainerResponse
-	(*InterfaceStats)(nil),         // 26: vcagent.v1.InterfaceStats
-	nil,                            // 27: vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	(*ResizeGuestRequest)(nil),     // 6: vcagent.v1.ResizeGuestRequest
+	(*GuestResources)(nil),         // 7: vcagent.v1.GuestResources
+	(*Interface)(nil),              // 8: vcagent.v1.Interface
+	(*Route)(nil),                  // 9: vcagent.v1.Route
+	(*SetupNetworkRequest)(nil),    // 10: vcagent.v1.SetupNetworkRequest
+	(*DestroySandboxRequest)(nil),  // 11: vcagent.v1.DestroySandboxRequest
+	(*CreateContainerRequest)(nil), // 12: vcagent.v1.CreateContainerRequest
+	(*ContainerRequest)(nil),       // 13: vcagent.v1.ContainerRequest
+	(*ProcessRequest)(nil),         // 14: vcagent.v1.ProcessRequest
+	(*ExecProcessRequest)(nil),     // 15: vcagent.v1.ExecProcessRequest
+	(*SignalProcessRequest)(nil),   // 16: vcagent.v1.SignalProcessRequest
+	(*WaitProcessResponse)(nil),    // 17: vcagent.v1.WaitProcessResponse
+	(*ProcessStatusResponse)(nil),  // 18: vcagent.v1.ProcessStatusResponse
+	(*ReadOutputRequest)(nil),      // 19: vcagent.v1.ReadOutputRequest
+	(*Data)(nil),                   // 20: vcagent.v1.Data
+	(*PortForwardRequest)(nil),     // 21: vcagent.v1.PortForwardRequest
+	(*WriteStdinRequest)(nil),      // 22: vcagent.v1.WriteStdinRequest
+	(*ResizeTTYRequest)(nil),       // 23: vcagent.v1.ResizeTTYRequest
+	(*UpdateContainerRequest)(nil), // 24: vcagent.v1.UpdateContainerRequest
+	(*ListProcessesRequest)(nil),   // 25: vcagent.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),  // 26: vcagent.v1.ListProcessesResponse
+	(*StatsContainerResponse)(nil), // 27: vcagent.v1.StatsContainerResponse
+	(*InterfaceStats)(nil),         // 28: vcagent.v1.InterfaceStats
+	nil,                            // 29: vcagent.v1.SetupNetworkRequest.SysctlsEntry
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
-	6,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
-	7,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
-	27, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
-	15, // 3: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
+	8,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
+	9,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
+	29, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	17, // 3: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
 	0,  // 4: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
-	26, // 5: vcagent.v1.StatsContainerResponse.interfaces:type_name -> vcagent.v1.InterfaceStats
+	28, // 5: vcagent.v1.StatsContainerResponse.interfaces:type_name -> vcagent.v1.InterfaceStats
 	2,  // 6: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
 	4,  // 7: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
-	8,  // 8: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
-	9,  // 9: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
-	10, // 10: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
-	11, // 11: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 12: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 13: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 14: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
-	11, // 15: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	22, // 16: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	23, // 17: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
-	13, // 18: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
-	14, // 19: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
-	12, // 20: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
-	12, // 21: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
-	17, // 22: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	20, // 23: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
-	12, // 24: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	21, // 25: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	19, // 26: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
-	3,  // 27: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 28: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	1,  // 29: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 30: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 31: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 32: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 33: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 34: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 35: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	25, // 36: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 37: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	24, // 38: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 39: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 40: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	15, // 41: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	16, // 42: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
-	18, // 43: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 44: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 45: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 46: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	18, // 47: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
-	27, // [27:48] is the sub-list for method output_type
-	6,  // [6:27] is the sub-list for method input_type
+	6,  // 8: vcagent.v1.Agent.ResizeGuest:input_type -> vcagent.v1.ResizeGuestRequest
+	10, // 9: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
+	11, // 10: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
+	12, // 11: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
+	13, // 12: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
+	13, // 13: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
+	13, // 14: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
+	13, // 15: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
+	13, // 16: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
+	24, // 17: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	25, // 18: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	15, // 19: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
+	16, // 20: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
+	14, // 21: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
+	14, // 22: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
+	19, // 23: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
+	22, // 24: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	14, // 25: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
+	23, // 26: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	21, // 27: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
+	3,  // 28: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	5,  // 29: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	7,  // 30: vcagent.v1.Agent.ResizeGuest:output_type -> vcagent.v1.GuestResources
+	1,  // 31: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 32: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 33: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 34: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 35: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 36: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 37: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	27, // 38: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 39: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	26, // 40: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 41: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 42: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	17, // 43: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	18, // 44: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	20, // 45: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 46: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 47: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 48: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	20, // 49: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
+	28, // [28:50] is the sub-list for method output_type
+	6,  // [6:28] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -2063,7 +2190,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -31,6 +31,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Agent_Check_FullMethodName           = "/vcagent.v1.Agent/Check"
 	Agent_GuestDetails_FullMethodName    = "/vcagent.v1.Agent/GuestDetails"
+	Agent_ResizeGuest_FullMethodName     = "/vcagent.v1.Agent/ResizeGuest"
 	Agent_SetupNetwork_FullMethodName    = "/vcagent.v1.Agent/SetupNetwork"
 	Agent_DestroySandbox_FullMethodName  = "/vcagent.v1.Agent/DestroySandbox"
 	Agent_CreateContainer_FullMethodName = "/vcagent.v1.Agent/CreateContainer"
@@ -60,6 +61,11 @@ type AgentClient interface {
 	Check(ctx context.Context, in *CheckRequest, opts ...grpc.CallOption) (*CheckResponse, error)
 	// GuestDetails describes the guest: kernel, memory, CPUs, agent version.
 	GuestDetails(ctx context.Context, in *GuestDetailsRequest, opts ...grpc.CallOption) (*GuestDetailsResponse, error)
+	// ResizeGuest makes cpus CPUs online (0: leaves them as they are),
+	// the lowest numbered, waiting until the call's deadline for those
+	// the host hot-plugged to appear, and takes the others offline. It
+	// answers what the guest has then.
+	ResizeGuest(ctx context.Context, in *ResizeGuestRequest, opts ...grpc.CallOption) (*GuestResources, error)
 	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
 	// and sysctls.
 	SetupNetwork(ctx context.Context, in *SetupNetworkRequest, opts ...grpc.CallOption) (*Empty, error)
@@ -122,6 +128,16 @@ func (c *agentClient) GuestDetails(ctx context.Context, in *GuestDetailsRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GuestDetailsResponse)
 	err := c.cc.Invoke(ctx, Agent_GuestDetails_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) ResizeGuest(ctx context.Context, in *ResizeGuestRequest, opts ...grpc.CallOption) (*GuestResources, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GuestResources)
+	err := c.cc.Invoke(ctx, Agent_ResizeGuest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -341,6 +357,11 @@ type AgentServer interface {
 	Check(context.Context, *CheckRequest) (*CheckResponse, error)
 	// GuestDetails describes the guest: kernel, memory, CPUs, agent version.
 	GuestDetails(context.Context, *GuestDetailsRequest) (*GuestDetailsResponse, error)
+	// ResizeGuest makes cpus CPUs online (0: leaves them as they are),
+	// the lowest numbered, waiting until the call's deadline for those
+	// the host hot-plugged to appear, and takes the others offline. It
+	// answers what the guest has then.
+	ResizeGuest(context.Context, *ResizeGuestRequest) (*GuestResources, error)
 	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
 	// and sysctls.
 	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
@@ -394,6 +415,9 @@ func (UnimplementedAgentServer) Check(context.Context, *CheckRequest) (*CheckRes
 }
 func (UnimplementedAgentServer) GuestDetails(context.Context, *GuestDetailsRequest) (*GuestDetailsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GuestDetails not implemented")
+}
+func (UnimplementedAgentServer) ResizeGuest(context.Context, *ResizeGuestRequest) (*GuestResources, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResizeGuest not implemented")
 }
 func (UnimplementedAgentServer) SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetupNetwork not implemented")
@@ -505,6 +529,24 @@ func _Agent_GuestDetails_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServer).GuestDetails(ctx, req.(*GuestDetailsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_ResizeGuest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResizeGuestRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).ResizeGuest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_ResizeGuest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).ResizeGuest(ctx, req.(*ResizeGuestRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -836,6 +878,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GuestDetails",
 			Handler:    _Agent_GuestDetails_Handler,
+		},
+		{
+			MethodName: "ResizeGuest",
+			Handler:    _Agent_ResizeGuest_Handler,
 		},
 		{
 			MethodName: "SetupNetwork",
