@@ -46,6 +46,8 @@ type fakePod struct {
 	// for the reason endReason; its processes are out of reach then.
 	vmEnded   chan struct{}
 	endReason string
+	// size is the VM's size after the last ResizeSandbox.
+	size sandbox.Resources
 }
 
 type fakeContainer struct {
@@ -511,6 +513,34 @@ func (f *fakeSandboxes) UpdateContainer(ctx context.Context, podID, id string, r
 		c.resources = resources
 		return nil
 	})
+}
+
+func (f *fakeSandboxes) ResizeSandbox(ctx context.Context, id string, size sandbox.Resources) (sandbox.Resources, error) {
+	var got sandbox.Resources
+	err := f.callPod(ctx, "ResizeSandbox", id, func(p *fakePod) error {
+		if p.state != sandbox.StateRunning {
+			return fmt.Errorf("sandbox %s is %s: %w", id, p.state, sandbox.ErrInvalidState)
+		}
+		if size.VCPUs > 0 {
+			p.size.VCPUs = size.VCPUs
+		}
+		if size.Memory > 0 {
+			p.size.Memory = size.Memory
+		}
+		got = p.size
+		return nil
+	})
+	return got, err
+}
+
+// sizeOf returns the pod VM's size after the last resize.
+func (f *fakeSandboxes) sizeOf(id string) sandbox.Resources {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if p, ok := f.pods[id]; ok {
+		return p.size
+	}
+	return sandbox.Resources{}
 }
 
 // resourcesOf returns the resources the container was last given.

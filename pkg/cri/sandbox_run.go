@@ -188,20 +188,29 @@ func (s *Service) sandboxConfig(id, handler string, config *runtime.PodSandboxCo
 		"io.kubernetes.cri.sandbox-namespace": config.Metadata.Namespace,
 		"io.kubernetes.cri.sandbox-uid":       config.Metadata.Uid,
 	}
-	res := config.GetLinux().GetResources()
-	if limit := res.GetMemoryLimitInBytes(); limit > 0 {
-		need := uint(limit>>20) + guestOverheadMiB
-		if need > cfg.VMConfig.Memory && need > uint(cfg.HypervisorConfig.MemorySize) {
-			cfg.VMConfig.Memory = need
-		}
+	size := podVMSize(cfg, config.GetLinux().GetResources())
+	if size.Memory > 0 {
+		cfg.VMConfig.Memory = size.Memory
 	}
-	if quota, period := res.GetCpuQuota(), res.GetCpuPeriod(); quota > 0 && period > 0 {
-		need := uint((quota + period - 1) / period)
-		if need > cfg.VMConfig.VCPUs && need > uint(cfg.HypervisorConfig.NumVCPUs) {
-			cfg.VMConfig.VCPUs = need
-		}
+	if size.VCPUs > 0 {
+		cfg.VMConfig.VCPUs = size.VCPUs
 	}
 	return cfg
+}
+
+// podVMSize is the VM size of a pod whose containers' limits sum to res
+// (kubelet's pod resources): the memory limit plus the guest's overhead,
+// ceil(quota/period) vCPUs, never less than the handler's template tmpl.
+// A resource res does not limit is zero: the template's, or as it is.
+func podVMSize(tmpl sandbox.SandboxConfig, res *runtime.LinuxContainerResources) sandbox.Resources {
+	var size sandbox.Resources
+	if limit := res.GetMemoryLimitInBytes(); limit > 0 {
+		size.Memory = max(uint(limit>>20)+guestOverheadMiB, tmpl.VMConfig.Memory, uint(tmpl.HypervisorConfig.MemorySize))
+	}
+	if quota, period := res.GetCpuQuota(), res.GetCpuPeriod(); quota > 0 && period > 0 {
+		size.VCPUs = max(uint((quota+period-1)/period), tmpl.VMConfig.VCPUs, uint(tmpl.HypervisorConfig.NumVCPUs))
+	}
+	return size
 }
 
 // writePodFiles writes the hostname, hosts and resolv.conf files the

@@ -29,6 +29,9 @@ type podSandboxes interface {
 	// WatchSandbox returns when the sandbox ends by itself (its VM or
 	// infra process), or ctx ends.
 	WatchSandbox(ctx context.Context, sandboxID string) (sandbox.SandboxEnd, error)
+	// ResizeSandbox grows or shrinks the pod's sandbox to size (zero
+	// fields: as they are) and returns the size in force.
+	ResizeSandbox(ctx context.Context, sandboxID string, size sandbox.Resources) (sandbox.Resources, error)
 }
 
 // podContainers runs the pods' containers.

@@ -23,12 +23,6 @@ func (s *Service) RestorePod(context.Context, *runtime.RestorePodRequest) (*runt
 	return nil, notImplemented("pod restore is not supported by vc-cri: pods are VMs")
 }
 
-// UpdatePodSandboxResources is not supported: a pod VM is sized when it
-// boots and has no memory or CPU hotplug here.
-func (s *Service) UpdatePodSandboxResources(context.Context, *runtime.UpdatePodSandboxResourcesRequest) (*runtime.UpdatePodSandboxResourcesResponse, error) {
-	return nil, notImplemented("pod VMs are sized when they boot: no resize")
-}
-
 func (s *Service) setPodCIDR(cidr string) {
 	s.cidrMu.Lock()
 	defer s.cidrMu.Unlock()

@@ -25,10 +25,6 @@ func TestUnimplemented(t *testing.T) {
 			_, err := s.RestorePod(ctx, &runtime.RestorePodRequest{})
 			return err
 		},
-		"UpdatePodSandboxResources": func() error {
-			_, err := s.UpdatePodSandboxResources(ctx, &runtime.UpdatePodSandboxResourcesRequest{})
-			return err
-		},
 	} {
 		wantCode(t, name, call(), codes.Unimplemented)
 	}

@@ -372,6 +372,31 @@ func (n *NRI) PostUpdateContainer(ctx context.Context, pod Pod, ctr Container) e
 	return nil
 }
 
+// UpdatePodSandbox tells plugins of new resources asked for a pod: its
+// overhead and its containers' sum; an error of one fails the update.
+func (n *NRI) UpdatePodSandbox(ctx context.Context, pod Pod, overhead, res specs.LinuxResources) error {
+	if !n.Enabled() {
+		return nil
+	}
+	if _, err := n.nri.UpdatePodSandbox(ctx, &api.UpdatePodSandboxRequest{
+		Pod: toPod(pod), OverheadLinuxResources: api.FromOCILinuxResources(&overhead, nil), LinuxResources: api.FromOCILinuxResources(&res, nil),
+	}); err != nil {
+		return fmt.Errorf("nri: UpdatePodSandbox: %w", err)
+	}
+	return nil
+}
+
+// PostUpdatePodSandbox tells plugins of a pod's resources updated.
+func (n *NRI) PostUpdatePodSandbox(ctx context.Context, pod Pod) error {
+	if !n.Enabled() {
+		return nil
+	}
+	if err := n.nri.PostUpdatePodSandbox(ctx, &api.PostUpdatePodSandboxRequest{Pod: toPod(pod)}); err != nil {
+		return fmt.Errorf("nri: PostUpdatePodSandbox: %w", err)
+	}
+	return nil
+}
+
 // StopContainer tells plugins of a container that stopped, once: by a
 // stop, by itself or with its pod.
 func (n *NRI) StopContainer(ctx context.Context, pod Pod, ctr Container) error {

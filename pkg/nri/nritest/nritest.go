@@ -121,6 +121,16 @@ func (p *Plugin) RunPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	return p.record("RunPodSandbox", pod, nil)
 }
 
+// UpdatePodSandbox implements stub.UpdatePodInterface.
+func (p *Plugin) UpdatePodSandbox(_ context.Context, pod *api.PodSandbox, _, _ *api.LinuxResources) error {
+	return p.record("UpdatePodSandbox", pod, nil)
+}
+
+// PostUpdatePodSandbox implements stub.PostUpdatePodInterface.
+func (p *Plugin) PostUpdatePodSandbox(_ context.Context, pod *api.PodSandbox) error {
+	return p.record("PostUpdatePodSandbox", pod, nil)
+}
+
 // StopPodSandbox implements stub.StopPodInterface.
 func (p *Plugin) StopPodSandbox(_ context.Context, pod *api.PodSandbox) error {
 	return p.record("StopPodSandbox", pod, nil)
