@@ -63,17 +63,22 @@ type RuntimeConfig struct {
 
 // VMConfig is the [vm] table: the pod VMs of the "vm" handlers.
 type VMConfig struct {
-	Hypervisor     string   `toml:"hypervisor"`
-	HypervisorPath string   `toml:"hypervisor_path"`
-	Kernel         string   `toml:"kernel"`
-	Image          string   `toml:"image"`
-	Accelerator    string   `toml:"accelerator"`
-	SharedFS       string   `toml:"shared_fs"`
-	VCPUs          uint32   `toml:"vcpus"`
-	MemoryMiB      uint32   `toml:"memory_mib"`
-	KernelParams   []string `toml:"kernel_params"`
-	NetworkModel   string   `toml:"network_model"`
-	Debug          bool     `toml:"debug"`
+	Hypervisor     string `toml:"hypervisor"`
+	HypervisorPath string `toml:"hypervisor_path"`
+	Kernel         string `toml:"kernel"`
+	Image          string `toml:"image"`
+	Accelerator    string `toml:"accelerator"`
+	SharedFS       string `toml:"shared_fs"`
+	VCPUs          uint32 `toml:"vcpus"`
+	MemoryMiB      uint32 `toml:"memory_mib"`
+	// MaxVCPUs and MaxMemoryMiB are the most a pod VM may grow to while
+	// it runs (UpdatePodSandboxResources); 0 is the host's CPUs (at most
+	// maxGuestVCPUs) and memory, at most vcpus and memory_mib no room.
+	MaxVCPUs     uint32   `toml:"max_vcpus"`
+	MaxMemoryMiB uint32   `toml:"max_memory_mib"`
+	KernelParams []string `toml:"kernel_params"`
+	NetworkModel string   `toml:"network_model"`
+	Debug        bool     `toml:"debug"`
 }
 
 // CNIConfig locates the CNI configuration and plugins.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
+	goruntime "runtime"
 	"strings"
 	"syscall"
 
@@ -182,20 +184,34 @@ func sandboxTemplate(cfg *Config) (sandbox.SandboxConfig, error) {
 	return sandbox.SandboxConfig{
 		HypervisorType: sandbox.HypervisorType(cfg.VM.Hypervisor),
 		HypervisorConfig: sandbox.HypervisorConfig{
-			KernelPath:          cfg.VM.Kernel,
-			ImagePath:           cfg.VM.Image,
-			HypervisorPath:      cfg.VM.HypervisorPath,
-			MachineAccelerators: cfg.VM.Accelerator,
-			SharedFS:            cfg.VM.SharedFS,
-			KernelParams:        params,
-			NumVCPUs:            cfg.VM.VCPUs,
-			MemorySize:          cfg.VM.MemoryMiB,
-			Debug:               cfg.VM.Debug,
+			KernelPath:           cfg.VM.Kernel,
+			ImagePath:            cfg.VM.Image,
+			HypervisorPath:       cfg.VM.HypervisorPath,
+			MachineAccelerators:  cfg.VM.Accelerator,
+			SharedFS:             cfg.VM.SharedFS,
+			KernelParams:         params,
+			NumVCPUs:             cfg.VM.VCPUs,
+			MemorySize:           cfg.VM.MemoryMiB,
+			DefaultMaxVCPUs:      orHost(cfg.VM.MaxVCPUs, min(uint32(goruntime.NumCPU()), maxGuestVCPUs)),
+			DefaultMaxMemorySize: orHost(cfg.VM.MaxMemoryMiB, uint32(min(memoryMiB(), math.MaxUint32))),
+			Debug:                cfg.VM.Debug,
 		},
 		AgentType:     agent,
 		AgentConfig:   sandbox.KataAgentConfig{Debug: cfg.VM.Debug},
 		NetworkConfig: sandbox.NetworkConfig{InterworkingModel: model},
 	}, nil
+}
+
+// maxGuestVCPUs is the most CPUs the guest kernel has (the lean kernel's
+// CONFIG_NR_CPUS): the default bound of a pod VM's vCPUs.
+const maxGuestVCPUs = 64
+
+// orHost is v, or the host's h for 0.
+func orHost(v, h uint32) uint32 {
+	if v == 0 {
+		return h
+	}
+	return v
 }
 
 func networkModel(name string) (sandbox.NetInterworkingModel, error) {

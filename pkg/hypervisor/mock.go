@@ -97,8 +97,8 @@ type MockVM struct {
 	// minMemMiB is the least memory the guest manages to unplug down to
 	// (SetUnpluggable).
 	minMemMiB uint32
-	exited bool          // the "process" has ended (Exit or Stop)
-	done   chan struct{} // closed when exited becomes true
+	exited    bool          // the "process" has ended (Exit or Stop)
+	done      chan struct{} // closed when exited becomes true
 }
 
 // Config returns the Config the VM was launched with, defaults filled.
