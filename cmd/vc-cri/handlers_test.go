@@ -40,7 +40,7 @@ func TestHandlers(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(cfg)
 			}
-			hs, hostPods, err := handlers(cfg, vms, sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor}, t.TempDir())
+			hs, hostPods, err := handlers(cfg, vms, sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor}, t.TempDir(), true)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("handlers = %v, want an error with %q", err, tc.err)
