@@ -45,11 +45,9 @@ func (u *podUserns) path(ns string) string {
 
 // startUserns starts the holder of a user namespace of the mappings.
 func startUserns(uids, gids []specs.LinuxIDMapping) (*podUserns, error) {
-	exe, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(exe, usernsHolderArg)
+	// The agent may run from a copy of itself (runc's memfd clone),
+	// which only /proc/self/exe names.
+	cmd := exec.Command("/proc/self/exe", usernsHolderArg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags:  unix.CLONE_NEWUSER | unix.CLONE_NEWPID,
 		UidMappings: sysIDMap(uids),
