@@ -93,7 +93,7 @@ func holdUserns() {
 // of its own with mappings, in the pod's one (a.userns, started with the
 // first such container; the caller holds a.mu), as told above.
 func (a *agent) userSpec(spec *specs.Spec) error {
-	i := slices.IndexFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace })
+	i := slices.IndexFunc(spec.Linux.Namespaces, isUserNamespace)
 	if i < 0 {
 		return nil
 	}
@@ -110,17 +110,26 @@ func (a *agent) userSpec(spec *specs.Spec) error {
 	} else if !slices.Equal(a.userns.uids, l.UIDMappings) || !slices.Equal(a.userns.gids, l.GIDMappings) {
 		return fmt.Errorf("the user namespace's mappings %v/%v are not the pod's, %v/%v", l.UIDMappings, l.GIDMappings, a.userns.uids, a.userns.gids)
 	}
+	if err := ensureMqueue(); err != nil {
+		return err
+	}
+	joinUserns(spec, a.userns)
+	return nil
+}
+
+// joinUserns makes the container of spec join u's user namespace, and
+// its PID namespace unless it has one of its own, and mount what it may
+// not mount there as the guest's (see above).
+func joinUserns(spec *specs.Spec, u *podUserns) {
+	l := spec.Linux
 	// runc reads the mappings from the namespace it joins.
-	l.Namespaces[i].Path = a.userns.path("user")
+	l.Namespaces[slices.IndexFunc(l.Namespaces, isUserNamespace)].Path = u.path("user")
 	l.UIDMappings, l.GIDMappings = nil, nil
 	if !slices.ContainsFunc(l.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.PIDNamespace }) {
-		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: a.userns.path("pid")})
+		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.PIDNamespace, Path: u.path("pid")})
 	}
 	if !slices.ContainsFunc(l.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.CgroupNamespace }) {
 		l.Namespaces = append(l.Namespaces, specs.LinuxNamespace{Type: specs.CgroupNamespace})
-	}
-	if err := ensureMqueue(); err != nil {
-		return err
 	}
 	cgroup := true
 	for j, m := range spec.Mounts {
@@ -136,8 +145,9 @@ func (a *agent) userSpec(spec *specs.Spec) error {
 	if cgroup {
 		spec.Mounts = append(spec.Mounts, specs.Mount{Destination: "/sys/fs/cgroup", Type: "cgroup", Source: "cgroup", Options: []string{"nosuid", "noexec", "nodev", "relatime", "ro"}})
 	}
-	return nil
 }
+
+func isUserNamespace(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace }
 
 // guestMqueue is the guest's mqueue filesystem, of its IPC namespace,
 // which a container in the pod's user namespace binds.
