@@ -50,13 +50,21 @@ func (m *IDMap) Close() {
 	m.cleanup()
 }
 
+// StorageIDMaps are the OCI mappings ms in go.podman.io/storage's terms.
+func StorageIDMaps(ms []specs.LinuxIDMapping) []idtools.IDMap {
+	out := make([]idtools.IDMap, 0, len(ms)+1)
+	for _, m := range ms {
+		out = append(out, idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
+	}
+	return out
+}
+
 // withRoot is ms in storage's terms, plus the host's root on rootHoldID
 // unless ms maps it already.
 func withRoot(ms []specs.LinuxIDMapping) []idtools.IDMap {
-	out := make([]idtools.IDMap, 0, len(ms)+1)
+	out := StorageIDMaps(ms)
 	hasRoot := false
 	for _, m := range ms {
-		out = append(out, idtools.IDMap{ContainerID: int(m.ContainerID), HostID: int(m.HostID), Size: int(m.Size)})
 		hasRoot = hasRoot || m.HostID == 0 || uint64(m.ContainerID)+uint64(m.Size) > rootHoldID
 	}
 	if !hasRoot {

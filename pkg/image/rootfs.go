@@ -10,9 +10,10 @@ import (
 	"github.com/moby/sys/mountinfo"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
-	"go.podman.io/storage/pkg/idtools"
 	"go.podman.io/storage/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/vc-cri/vc-cri/internal/safemount"
 )
 
 // IDMap maps a container's user and group IDs to the host's: its user
@@ -28,14 +29,7 @@ func (m IDMap) storageOptions() types.IDMappingOptions {
 	if len(m.UIDs) == 0 && len(m.GIDs) == 0 {
 		return types.IDMappingOptions{} // the store's default: the host's
 	}
-	conv := func(ms []specs.LinuxIDMapping) []idtools.IDMap {
-		out := make([]idtools.IDMap, len(ms))
-		for i, x := range ms {
-			out[i] = idtools.IDMap{ContainerID: int(x.ContainerID), HostID: int(x.HostID), Size: int(x.Size)}
-		}
-		return out
-	}
-	return types.IDMappingOptions{UIDMap: conv(m.UIDs), GIDMap: conv(m.GIDs)}
+	return types.IDMappingOptions{UIDMap: safemount.StorageIDMaps(m.UIDs), GIDMap: safemount.StorageIDMaps(m.GIDs)}
 }
 
 // rootfsMetaKey names the container's big data item that holds its
