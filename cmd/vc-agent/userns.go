@@ -53,8 +53,9 @@ func startUserns(uids, gids []specs.LinuxIDMapping) (*podUserns, error) {
 		UidMappings: sysIDMap(uids),
 		GidMappings: sysIDMap(gids),
 		// Containers set their groups: setgroups must stay allowed.
+		// No Pdeathsig: it would fire when the forking thread, not the
+		// agent, ends. The holder lives as long as the guest.
 		GidMappingsEnableSetgroups: true,
-		Pdeathsig:                  unix.SIGKILL,
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
