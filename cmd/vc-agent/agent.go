@@ -25,9 +25,12 @@ type agent struct {
 
 	stateDir string
 
-	// mu guards containers; a container guards its own processes.
+	// mu guards containers and userns; a container guards its own
+	// processes.
 	mu         sync.Mutex
 	containers map[string]*container
+	// userns is the pod's user namespace, once a container asked for one.
+	userns *podUserns
 
 	destroyOnce sync.Once
 	// destroyed is closed once the host asked to destroy the sandbox.

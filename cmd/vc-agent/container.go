@@ -83,6 +83,11 @@ func (a *agent) CreateContainer(_ context.Context, req *protocol.CreateContainer
 	if _, ok := a.containers[req.ContainerId]; ok {
 		return nil, status.Errorf(codes.AlreadyExists, "container %q already exists", req.ContainerId)
 	}
+	if spec.Linux != nil {
+		if err := a.userSpec(&spec); err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "container %q: %v", req.ContainerId, err)
+		}
+	}
 	c, err := createContainer(a.stateDir, req.ContainerId, &spec, req.Terminal, req.Stdin)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "create container %q: %v", req.ContainerId, err)

@@ -8,7 +8,8 @@
 //     its child, reaps orphans and powers the guest off when the server
 //     ends;
 //   - "serve": the agent server;
-//   - "init": libcontainer's container init ("runc init").
+//   - "init": libcontainer's container init ("runc init");
+//   - "userns": the holder of a pod's user and PID namespaces (userns.go).
 //
 // PID 1 and the server are separate processes so that PID 1 can reap
 // every orphan with wait4(-1) while the server waits for its own
@@ -49,6 +50,8 @@ func main() {
 
 	var err error
 	switch {
+	case len(os.Args) > 1 && os.Args[1] == usernsHolderArg:
+		holdUserns()
 	case len(os.Args) > 1 && os.Args[1] == "serve":
 		ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM)
 		defer stop()

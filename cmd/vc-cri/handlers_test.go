@@ -40,7 +40,7 @@ func TestHandlers(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(cfg)
 			}
-			hs, hostPods, err := handlers(cfg, vms, sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor}, t.TempDir())
+			hs, hostPods, err := handlers(cfg, vms, sandbox.SandboxConfig{HypervisorType: sandbox.MockHypervisor}, t.TempDir(), true)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("handlers = %v, want an error with %q", err, tc.err)
@@ -62,7 +62,10 @@ func TestHandlers(t *testing.T) {
 			if def, named := hs[""], hs[cfg.DefaultRuntime]; def.Runtime != named.Runtime || def.HostNamespaces != named.HostNamespaces {
 				t.Errorf("the default handler is not %q", cfg.DefaultRuntime)
 			}
-			if !hs["runc"].HostNamespaces || hs["vc-cri"].HostNamespaces || !hs["vc-cri"].Features.RecursiveReadOnlyMounts {
+			// User namespaces as the host allows them (true here) on
+			// VM pods; never on runc's.
+			if !hs["runc"].HostNamespaces || hs["vc-cri"].HostNamespaces || !hs["vc-cri"].Features.RecursiveReadOnlyMounts ||
+				hs["runc"].Features.GetUserNamespaces() || hs["vc-cri"].Features != nil && !hs["vc-cri"].Features.UserNamespaces {
 				t.Errorf("features: runc %+v, vc-cri %+v", hs["runc"], hs["vc-cri"])
 			}
 		})

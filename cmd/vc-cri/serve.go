@@ -69,7 +69,8 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
-	hs, hostPods, err := handlers(cfg, sandboxes, sbCfg, cfg.State)
+	userns := usernsSupport(filepath.Join(cfg.Root, "storage"), filepath.Join(cfg.State, "sandboxes"))
+	hs, hostPods, err := handlers(cfg, sandboxes, sbCfg, cfg.State, userns)
 	if err != nil {
 		return err
 	}

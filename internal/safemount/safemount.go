@@ -169,6 +169,9 @@ type BindOptions struct {
 	// Recursive makes ReadOnly hold for every submount too, as a
 	// recursive read-only bind (mount_setattr with AT_RECURSIVE).
 	Recursive bool
+	// IDMap, if set, idmaps the bind and its submounts: it fails where
+	// a filesystem below does not allow it.
+	IDMap *IDMap
 }
 
 // Bind bind-mounts source, with its submounts, on rel below the root,
@@ -197,6 +200,11 @@ func (r *Root) Bind(source, rel string, o BindOptions) (uint64, error) {
 	}
 	if o.ReadOnly {
 		if err := setattr(tree, unix.MOUNT_ATTR_RDONLY, o.Recursive); err != nil {
+			return 0, fmt.Errorf("bind %s: %w", source, err)
+		}
+	}
+	if o.IDMap != nil {
+		if err := setIDMap(tree, o.IDMap); err != nil {
 			return 0, fmt.Errorf("bind %s: %w", source, err)
 		}
 	}

@@ -60,9 +60,14 @@ func (s *Service) CreateContainer(ctx context.Context, req *runtime.CreateContai
 	if err != nil {
 		return nil, fmt.Errorf("image of container %q: %w", name, err)
 	}
-	// The container's root: an overlay of the image's layers.
+	// The container's root: an overlay of the image's layers, seen
+	// through the pod's user namespace if it has one.
+	ids, err := podUserns(pod.Config)
+	if err != nil {
+		return nil, err
+	}
 	phaseCtx, span = tracer.Start(ctx, "rootfs_mount")
-	rootfs, err := s.opts.Images.Mount(phaseCtx, id, img.ID, "")
+	rootfs, err := s.opts.Images.Mount(phaseCtx, id, img.ID, "", ids)
 	span.End()
 	if err != nil {
 		return nil, fmt.Errorf("root of container %q: %w", name, err)

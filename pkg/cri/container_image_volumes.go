@@ -10,6 +10,8 @@ import (
 
 	securejoin "github.com/cyphar/filepath-securejoin"
 	runtime "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/vc-cri/vc-cri/pkg/image"
 )
 
 // Image volumes (KEP-4639): a mount whose source is an image. kubelet
@@ -49,7 +51,7 @@ func (s *Service) mountImageVolumes(ctx context.Context, ids []string, config *r
 		if err != nil {
 			return fmt.Errorf("image of volume %q: %w", m.ContainerPath, err)
 		}
-		root, err := s.opts.Images.Mount(ctx, ids[n], img.ID, "")
+		root, err := s.opts.Images.Mount(ctx, ids[n], img.ID, "", image.IDMap{})
 		n++
 		if err != nil {
 			return fmt.Errorf("image volume %q: %w", m.ContainerPath, err)

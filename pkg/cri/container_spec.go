@@ -49,6 +49,13 @@ func (s *Service) containerConfig(id, rootfs string, pod podRecord, config *runt
 	if err := setPIDNamespace(spec, sc.GetNamespaceOptions().GetPid(), pod); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}
+	ids, err := podUserns(pod.Config)
+	if err != nil {
+		return sandbox.ContainerConfig{}, err
+	}
+	if err := setUserNamespace(spec, ids, sc.GetNamespaceOptions().GetUsernsOptions()); err != nil {
+		return sandbox.ContainerConfig{}, fmt.Errorf("container %q: %w", config.Metadata.Name, err)
+	}
 	if err := setProcess(spec, config, img); err != nil {
 		return sandbox.ContainerConfig{}, err
 	}

@@ -64,6 +64,22 @@ func (s *Service) keepsLogs(name string) bool {
 // (kubelet's RuntimeClass handler, "" for the default), and the host
 // namespaces it shares.
 func (s *Service) podHandler(config *runtime.PodSandboxConfig, handler string) (string, []specs.LinuxNamespaceType, error) {
+	chosen, hostNS, err := s.podHandlerOf(config, handler)
+	if err != nil {
+		return "", nil, err
+	}
+	// A pod in a user namespace runs only where the handler says it
+	// works (the runc handler's runc has no idmapped mounts).
+	if ids, err := podUserns(config); err != nil {
+		return "", nil, err
+	} else if usernsEnabled(ids) && !s.opts.Handlers[chosen].Features.GetUserNamespaces() {
+		return "", nil, invalidArgument("user namespaces (hostUsers: false) are not supported by runtime handler %q", chosen)
+	}
+	return chosen, hostNS, nil
+}
+
+// podHandlerOf is podHandler's choice by the host namespaces alone.
+func (s *Service) podHandlerOf(config *runtime.PodSandboxConfig, handler string) (string, []specs.LinuxNamespaceType, error) {
 	h, ok := s.opts.Handlers[handler]
 	if !ok {
 		return "", nil, invalidArgument("unknown runtime handler %q: vc-cri has %s", handler, strings.Join(handlerNames(s.opts.Handlers), ", "))

@@ -135,7 +135,8 @@ func validatePodConfig(config *runtime.PodSandboxConfig) error {
 	if len(config.Hostname) > maxHostname {
 		return invalidArgument("hostname %q is longer than %d bytes", config.Hostname, maxHostname)
 	}
-	return nil
+	_, err := podUserns(config)
+	return err
 }
 
 // podName is kubelet's unique name of a pod sandbox.

@@ -38,7 +38,7 @@ const (
 // imageStore is what the runtime service needs of the image store.
 type imageStore interface {
 	Status(ctx context.Context, ref string) (*image.Image, error)
-	Mount(ctx context.Context, containerID, imageRef, target string) (string, error)
+	Mount(ctx context.Context, containerID, imageRef, target string, ids image.IDMap) (string, error)
 	RemoveRootfs(ctx context.Context, containerID string) error
 	// Root is the store's directory, on the filesystem of container roots.
 	Root() string

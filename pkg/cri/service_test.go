@@ -39,7 +39,7 @@ func (f *fakeImages) Status(_ context.Context, ref string) (*image.Image, error)
 }
 
 // Mount gives each root an /etc/passwd, as an image has.
-func (f *fakeImages) Mount(_ context.Context, id, _, _ string) (string, error) {
+func (f *fakeImages) Mount(_ context.Context, id, _, _ string, _ image.IDMap) (string, error) {
 	root := filepath.Join(f.dir, id)
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
 		return "", err

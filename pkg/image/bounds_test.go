@@ -36,11 +36,11 @@ func TestRootfsNosuidNodev(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := filepath.Join(t.TempDir(), "c1", "rootfs")
-	mp, err := s.Mount(ctx, "c1", ref("test/busybox:1"), "")
+	mp, err := s.Mount(ctx, "c1", ref("test/busybox:1"), "", IDMap{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Mount(ctx, "c1", ref("test/busybox:1"), target); err != nil {
+	if _, err := s.Mount(ctx, "c1", ref("test/busybox:1"), target, IDMap{}); err != nil {
 		t.Fatal(err)
 	}
 	defer s.RemoveRootfs(ctx, "c1")

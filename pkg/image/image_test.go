@@ -306,13 +306,13 @@ func TestMountRootfs(t *testing.T) {
 	}
 	shared := t.TempDir()
 	t1, t2 := filepath.Join(shared, "c1", "rootfs"), filepath.Join(shared, "c2", "rootfs")
-	if p, err := s.Mount(ctx, "c1", ref("test/busybox:1"), t1); err != nil || p != t1 {
+	if p, err := s.Mount(ctx, "c1", ref("test/busybox:1"), t1, IDMap{}); err != nil || p != t1 {
 		t.Fatalf("Mount = %s, %v", p, err)
 	}
-	if _, err := s.Mount(ctx, "c1", img.ID, t1); err != nil {
+	if _, err := s.Mount(ctx, "c1", img.ID, t1, IDMap{}); err != nil {
 		t.Fatalf("second Mount: %v", err)
 	}
-	if _, err := s.Mount(ctx, "c2", img.ID, t2); err != nil {
+	if _, err := s.Mount(ctx, "c2", img.ID, t2, IDMap{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(t1, "bin", "busybox")); err != nil {
@@ -333,7 +333,7 @@ func TestMountRootfs(t *testing.T) {
 	if err := s.Remove(ctx, img.ID); !errors.Is(err, ErrInUse) {
 		t.Errorf("Remove of an image in use = %v, want ErrInUse", err)
 	}
-	if _, err := s.Mount(ctx, "c1", ref("user/uid:1"), t1); err == nil {
+	if _, err := s.Mount(ctx, "c1", ref("user/uid:1"), t1, IDMap{}); err == nil {
 		t.Errorf("Mount with another image succeeded")
 	}
 
@@ -343,7 +343,7 @@ func TestMountRootfs(t *testing.T) {
 	if m, _ := mountinfo.Mounted(t1); m {
 		t.Errorf("%s still mounted", t1)
 	}
-	if _, err := s.Mount(ctx, "c1", img.ID, t1); err != nil {
+	if _, err := s.Mount(ctx, "c1", img.ID, t1, IDMap{}); err != nil {
 		t.Fatal(err)
 	}
 	if b, err := os.ReadFile(filepath.Join(t1, "written")); err != nil || string(b) != "c1" {
@@ -365,7 +365,7 @@ func TestMountRootfs(t *testing.T) {
 	if err := s.Remove(ctx, img.ID); err != nil {
 		t.Errorf("Remove after the rootfs went: %v", err)
 	}
-	if _, err := s.Mount(ctx, "c3", "nope:1", ""); !errors.Is(err, ErrNotFound) {
+	if _, err := s.Mount(ctx, "c3", "nope:1", "", IDMap{}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Mount of an unknown image = %v", err)
 	}
 }

@@ -8,9 +8,29 @@ import (
 	"os"
 
 	"github.com/moby/sys/mountinfo"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"go.podman.io/storage"
+	"go.podman.io/storage/types"
 	"golang.org/x/sys/unix"
+
+	"github.com/vc-cri/vc-cri/internal/safemount"
 )
+
+// IDMap maps a container's user and group IDs to the host's: its user
+// namespace's uid_map and gid_map. The zero IDMap is the host's IDs.
+type IDMap struct {
+	UIDs, GIDs []specs.LinuxIDMapping
+}
+
+// storageOptions are the store's ID mapping options for m: none (the
+// store's default, the host's IDs), or m, which the overlay driver applies by idmapped mounts of the
+// image's layers (no copy, no chown) where the kernel has them.
+func (m IDMap) storageOptions() types.IDMappingOptions {
+	if len(m.UIDs) == 0 && len(m.GIDs) == 0 {
+		return types.IDMappingOptions{} // the store's default: the host's
+	}
+	return types.IDMappingOptions{UIDMap: safemount.StorageIDMaps(m.UIDs), GIDMap: safemount.StorageIDMaps(m.GIDs)}
+}
 
 // rootfsMetaKey names the container's big data item that holds its
 // rootfsMeta.
@@ -28,8 +48,10 @@ type rootfsMeta struct {
 // (created if needed), for example inside the pod's shared directory;
 // with target "" it stays at the store's mount point. It returns the
 // rootfs path. Mount is idempotent: the container's layer is created once
-// and kept until RemoveRootfs.
-func (s *Service) Mount(ctx context.Context, containerID, imageRef, target string) (path string, retErr error) {
+// and kept until RemoveRootfs. With ids, the rootfs is seen through the
+// container's user namespace: a file the image has owned by 0 is owned
+// by the host ID mapped to 0, and so are the layer's new files.
+func (s *Service) Mount(ctx context.Context, containerID, imageRef, target string, ids IDMap) (path string, retErr error) {
 	if containerID == "" {
 		return "", errors.New("mount needs a container ID")
 	}
@@ -40,7 +62,7 @@ func (s *Service) Mount(ctx context.Context, containerID, imageRef, target strin
 	c, err := s.store.Container(containerID)
 	switch {
 	case errors.Is(err, storage.ErrContainerUnknown):
-		c, err = s.store.CreateContainer(containerID, nil, img.ID, "", "", &storage.ContainerOptions{})
+		c, err = s.store.CreateContainer(containerID, nil, img.ID, "", "", &storage.ContainerOptions{IDMappingOptions: ids.storageOptions()})
 		if err != nil {
 			return "", fmt.Errorf("creating rootfs of container %s: %w", containerID, classifyStore(err))
 		}

@@ -49,7 +49,7 @@ func TestHostileLayers(t *testing.T) {
 		t.Errorf("escape image refused, want its entries contained: %v", pullErr)
 	} else {
 		// Contained: whatever landed is inside the rootfs.
-		root, err := s.Mount(ctx, "escape", ref("hostile/escape:1"), "")
+		root, err := s.Mount(ctx, "escape", ref("hostile/escape:1"), "", IDMap{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestHostileLayers(t *testing.T) {
 
 	// A hard link to /etc/passwd of the host is refused.
 	if _, err := s.Pull(ctx, ref("hostile/hardlink:1"), nil); err == nil {
-		root, err := s.Mount(ctx, "hl", ref("hostile/hardlink:1"), "")
+		root, err := s.Mount(ctx, "hl", ref("hostile/hardlink:1"), "", IDMap{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +84,7 @@ func TestHostileLayers(t *testing.T) {
 	if _, err := s.Pull(ctx, ref("hostile/special:1"), nil); err != nil {
 		t.Fatal(err)
 	}
-	root, err := s.Mount(ctx, "special", ref("hostile/special:1"), filepath.Join(t.TempDir(), "rootfs"))
+	root, err := s.Mount(ctx, "special", ref("hostile/special:1"), filepath.Join(t.TempDir(), "rootfs"), IDMap{})
 	if err != nil {
 		t.Fatal(err)
 	}

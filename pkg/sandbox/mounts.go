@@ -136,8 +136,9 @@ func (s *containerShare) shareRootfs(rootfs string) (string, error) {
 
 // shareMount makes a bind mount's host source visible to the guest and
 // returns the spec mount that names it from inside the guest; "ro" in
-// its options makes it read-only, "rro" read-only with its submounts.
-func (s *containerShare) shareMount(i int, m specs.Mount) (specs.Mount, error) {
+// its options makes it read-only, "rro" read-only with its submounts;
+// with ids, the bind is idmapped by them.
+func (s *containerShare) shareMount(i int, m specs.Mount, ids *safemount.IDMap) (specs.Mount, error) {
 	source := m.Source
 	recursive := slices.Contains(m.Options, "rro")
 	readOnly := recursive || slices.Contains(m.Options, "ro")
@@ -146,7 +147,7 @@ func (s *containerShare) shareMount(i int, m specs.Mount) (specs.Mount, error) {
 		return specs.Mount{}, fmt.Errorf("mount %q: source %q: %w", m.Destination, source, errors.Join(err, ErrInvalidConfig))
 	}
 	name := strconv.Itoa(i)
-	if err := s.bind(source, s.rel("mounts", name), safemount.BindOptions{Dir: fi.IsDir(), ReadOnly: readOnly, Recursive: recursive}); err != nil {
+	if err := s.bind(source, s.rel("mounts", name), safemount.BindOptions{Dir: fi.IsDir(), ReadOnly: readOnly, Recursive: recursive, IDMap: ids}); err != nil {
 		return specs.Mount{}, err
 	}
 	options := []string{"rbind", "rprivate"}

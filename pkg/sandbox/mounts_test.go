@@ -109,7 +109,7 @@ func TestShareMountReadOnly(t *testing.T) {
 		{"ro", []string{"rbind", "rprivate"}, false},
 		{"rro", []string{"rbind", "rprivate", "rro"}, true},
 	} {
-		m, err := share.shareMount(i, specs.Mount{Destination: "/mnt", Type: "bind", Source: volume, Options: []string{"rbind", tc.opt}})
+		m, err := share.shareMount(i, specs.Mount{Destination: "/mnt", Type: "bind", Source: volume, Options: []string{"rbind", tc.opt}}, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -70,12 +70,23 @@ func containerSpec(c *ContainerConfig, share *containerShare) (*specs.Spec, erro
 	if spec.Root.Path, err = share.shareRootfs(c.RootFs); err != nil {
 		return nil, err
 	}
+	// In a user namespace, the bind mounts' sources are idmapped by its
+	// mappings, as containerd does for a pod of hostUsers: false: the
+	// container sees a file owned by 0 on the host owned by its root.
+	// The rootfs needs none: its owner (the image store) maps it.
+	var ids *safemount.IDMap
+	if hasUserNamespace(spec) {
+		if ids, err = safemount.NewIDMap(spec.Linux.UIDMappings, spec.Linux.GIDMappings); err != nil {
+			return nil, fmt.Errorf("container %q: %w", c.ID, err)
+		}
+		defer ids.Close()
+	}
 	binds := 0
 	for i, m := range spec.Mounts {
 		if !isBind(m) {
 			continue
 		}
-		sm, err := share.shareMount(binds, m)
+		sm, err := share.shareMount(binds, m, ids)
 		if err != nil {
 			return nil, err
 		}
@@ -230,6 +241,15 @@ func applyCmd(g *generate.Generator, rootfs string, cmd Cmd) error {
 		}
 	}
 	return nil
+}
+
+// hasUserNamespace tells whether the spec puts the container in a user
+// namespace of mappings of its own.
+func hasUserNamespace(spec *specs.Spec) bool {
+	if spec.Linux == nil || len(spec.Linux.UIDMappings) == 0 {
+		return false
+	}
+	return slices.ContainsFunc(spec.Linux.Namespaces, func(ns specs.LinuxNamespace) bool { return ns.Type == specs.UserNamespace })
 }
 
 func isBind(m specs.Mount) bool {
