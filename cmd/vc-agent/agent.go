@@ -32,6 +32,9 @@ type agent struct {
 	// userns is the pod's user namespace, once a container asked for one.
 	userns *podUserns
 
+	restoreMu sync.Mutex
+	restored  bool // guarded by restoreMu; see Restore
+
 	destroyOnce sync.Once
 	// destroyed is closed once the host asked to destroy the sandbox.
 	destroyed chan struct{}

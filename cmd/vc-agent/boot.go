@@ -174,6 +174,9 @@ func bootStage2(params map[string]string) error {
 	if err := os.Symlink("/proc/self/fd", "/dev/fd"); err != nil && !errors.Is(err, os.ErrExist) {
 		return err
 	}
+	if params[protocol.ParamTemplate] == "1" {
+		return nil
+	}
 	return mountShared(params)
 }
 

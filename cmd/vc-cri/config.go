@@ -79,6 +79,9 @@ type VMConfig struct {
 	KernelParams []string `toml:"kernel_params"`
 	NetworkModel string   `toml:"network_model"`
 	Debug        bool     `toml:"debug"`
+	// Templates starts pod VMs from VM templates, one per VM shape,
+	// kept under the state directory (see the README's security notes).
+	Templates bool `toml:"templates"`
 }
 
 // CNIConfig locates the CNI configuration and plugins.

@@ -44,6 +44,9 @@ func serve(ctx context.Context, cfg *Config) error {
 	defer stopTracing()
 	var m *metrics.Metrics
 	runtimeOpts := []sandbox.Option{sandbox.WithStateRoot(filepath.Join(cfg.State, "sandboxes"))}
+	if cfg.VM.Templates {
+		runtimeOpts = append(runtimeOpts, sandbox.WithTemplates(filepath.Join(cfg.State, "templates")))
+	}
 	if cfg.MetricsAddress != "" {
 		m = metrics.New(metrics.Options{Version: cri.RuntimeVersion})
 		runtimeOpts = append(runtimeOpts, sandbox.WithAgentDialer(sandbox.KataContainersAgent,

@@ -95,6 +95,10 @@ type Config struct {
 	// AccelVerdictFile, when set, keeps the verdicts of AccelAuto's KVM
 	// probe across processes (see ChooseAccelerator).
 	AccelVerdictFile string
+	// TemplateRole, with Template, boots a template or starts the VM
+	// from one (see Template).
+	TemplateRole TemplateRole
+	Template     Template
 }
 
 const (
@@ -284,7 +288,7 @@ func (c Config) validate() error {
 		return invalid("VirtioFSCache", "unknown %q (want auto, always or none)", c.VirtioFSCache)
 	}
 	for i, n := range c.NetDevices {
-		if n.File == nil && (n.TapName == "" || len(n.TapName) > 15 || strings.ContainsAny(n.TapName, ", /")) {
+		if c.TemplateRole != BuildTemplate && n.File == nil && (n.TapName == "" || len(n.TapName) > 15 || strings.ContainsAny(n.TapName, ", /")) {
 			return invalid(fmt.Sprintf("NetDevices[%d].TapName", i), "%q is not an interface name", n.TapName)
 		}
 		if _, err := net.ParseMAC(n.MAC); err != nil {
@@ -309,6 +313,33 @@ func (c Config) validate() error {
 	}
 	if c.DefaultBridges > maxBridges {
 		return invalid("DefaultBridges", "%d, at most %d", c.DefaultBridges, maxBridges)
+	}
+	return c.validateTemplate()
+}
+
+// validateTemplate checks the template fields: a template's RAM is a
+// file of its own, which hugepages, preallocation and virtio-fs's shared
+// memory each want otherwise.
+func (c Config) validateTemplate() error {
+	switch c.TemplateRole {
+	case NoTemplate:
+		return nil
+	case BuildTemplate, FromTemplate:
+	default:
+		return invalid("TemplateRole", "unknown %d", c.TemplateRole)
+	}
+	if c.HugePages || c.MemPrealloc || sharesMemory(c) {
+		return invalid("TemplateRole", "templates need plain guest RAM: no HugePages, MemPrealloc or virtio-fs")
+	}
+	for field, p := range map[string]string{"Template.MemPath": c.Template.MemPath, "Template.StatePath": c.Template.StatePath} {
+		if !filepath.IsAbs(p) || strings.Contains(p, ",") {
+			return invalid(field, "%q is not an absolute path without commas", p)
+		}
+		if c.TemplateRole == FromTemplate {
+			if _, err := os.Stat(p); err != nil {
+				return fmt.Errorf("%s: %w: %w", field, err, ErrInvalidConfig)
+			}
+		}
 	}
 	return nil
 }

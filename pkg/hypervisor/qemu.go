@@ -94,7 +94,12 @@ func (*QEMU) Launch(ctx context.Context, cfg Config) (_ VM, retErr error) {
 	if err := vm.waitQMP(ctx); err != nil {
 		return nil, err
 	}
-	klog.InfoS("VM started", "vm", c.ID, "pid", vm.proc.pid, "accel", accel, "reason", reason)
+	if c.TemplateRole == FromTemplate {
+		if err := vm.restore(ctx); err != nil {
+			return nil, err
+		}
+	}
+	klog.InfoS("VM started", "template", c.TemplateRole == FromTemplate, "vm", c.ID, "pid", vm.proc.pid, "accel", accel, "reason", reason)
 	return vm, nil
 }
 

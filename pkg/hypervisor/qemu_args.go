@@ -106,7 +106,10 @@ func qemuArgs(c Config, accel Accelerator, host hostCaps) []string {
 	for _, d := range devices(c, host) {
 		args = append(args, d.QemuParams(gc)...)
 	}
-	args = append(args, fdNetArgs(c)...)
+	args = append(args, fdNetArgs(c, host)...)
+	if c.TemplateRole == FromTemplate {
+		args = append(args, "-incoming", "defer")
+	}
 	// The guest hands the pages it frees back to the host: boot leaves
 	// tens of MiB behind (the initramfs, the kernel's init sections).
 	args = append(args, "-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on,disable-modern=false")
@@ -114,20 +117,40 @@ func qemuArgs(c Config, accel Accelerator, host hostCaps) []string {
 }
 
 // fdNetArgs renders the net devices QEMU gets as open descriptors. They
-// follow stdin, stdout and stderr in the order of netFiles.
-func fdNetArgs(c Config) []string {
+// follow stdin, stdout and stderr in the order of netFiles. With a
+// template it renders every NIC, in the same place whatever its
+// backend, so that a template and the VMs started from it have the same
+// devices at the same PCI addresses: a template's NICs are unconnected
+// hub ports, and every NIC has the template's MAC until its guest is
+// given its own.
+func fdNetArgs(c Config, host hostCaps) []string {
 	var args []string
 	fd := 3
 	for i, n := range c.NetDevices {
-		if n.File == nil {
-			continue
-		}
 		id := fmt.Sprintf("net%d", i)
+		mac := n.MAC
+		if c.TemplateRole != NoTemplate {
+			mac = TemplateMAC(i)
+		}
+		var netdev string
+		switch {
+		case c.TemplateRole == BuildTemplate:
+			netdev = fmt.Sprintf("hubport,id=%s,hubid=%d", id, i)
+		case n.File != nil:
+			netdev = fmt.Sprintf("tap,id=%s,fd=%d", id, fd)
+			fd++
+		case c.TemplateRole == FromTemplate:
+			netdev = fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", id, n.TapName)
+			if host.vhostNet {
+				netdev += ",vhost=on"
+			}
+		default:
+			continue // a device of devices()
+		}
 		args = append(args,
-			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, fd),
-			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,disable-modern=false", id, n.MAC),
+			"-netdev", netdev,
+			"-device", fmt.Sprintf("virtio-net-pci,netdev=%s,mac=%s,disable-modern=false", id, mac),
 		)
-		fd++
 	}
 	return args
 }
@@ -146,6 +169,15 @@ func netFiles(c Config) []*os.File {
 // memoryBackend returns the -object backing guest RAM, or "" for
 // QEMU's default anonymous RAM.
 func memoryBackend(c Config) string {
+	if c.TemplateRole != NoTemplate {
+		// Shared while the template boots, so that its RAM is the file;
+		// private, copy-on-write, in a VM started from it.
+		share := "off"
+		if c.TemplateRole == BuildTemplate {
+			share = "on"
+		}
+		return fmt.Sprintf("memory-backend-file,id=%s,size=%dM,mem-path=%s,share=%s", memBackendID, c.MemoryMiB, c.Template.MemPath, share)
+	}
 	if !c.HugePages && !sharesMemory(c) && !c.MemPrealloc {
 		return ""
 	}
@@ -298,7 +330,7 @@ func devices(c Config, host hostCaps) []qemu.Device {
 		}
 	}
 	for i, n := range c.NetDevices {
-		if n.File != nil {
+		if n.File != nil || c.TemplateRole != NoTemplate {
 			continue // see fdNetArgs
 		}
 		// vhost=on only where /dev/vhost-net exists; QEMU's default is off.

@@ -253,7 +253,7 @@ func TestFDNetDevices(t *testing.T) {
 		{TapName: "tap0_vc", MAC: "02:00:00:00:00:01"},
 		{MAC: "02:00:00:00:00:02", File: f},
 	}}
-	args := strings.Join(fdNetArgs(c), " ")
+	args := strings.Join(fdNetArgs(c, hostCaps{}), " ")
 	want := "-netdev tap,id=net1,fd=3 -device virtio-net-pci,netdev=net1,mac=02:00:00:00:00:02,disable-modern=false"
 	if args != want {
 		t.Fatalf("fd net args %q, want %q", args, want)

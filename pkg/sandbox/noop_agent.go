@@ -129,6 +129,11 @@ func (a *noopAgent) StatsContainer(context.Context, *protocol.ContainerRequest, 
 	return &protocol.StatsContainerResponse{TimestampUnixNano: time.Now().UnixNano()}, nil
 }
 
+// Restore succeeds: a noop guest has nothing of a template's to undo.
+func (a *noopAgent) Restore(context.Context, *protocol.RestoreRequest, ...grpc.CallOption) (*protocol.Empty, error) {
+	return &protocol.Empty{}, nil
+}
+
 // ResizeGuest onlines CPUs of the VM and reports its memory, the noop
 // guest using usedMiB of it.
 func (a *noopAgent) ResizeGuest(ctx context.Context, req *protocol.ResizeGuestRequest, _ ...grpc.CallOption) (*protocol.GuestResources, error) {

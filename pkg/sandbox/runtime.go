@@ -39,6 +39,8 @@ type Runtime struct {
 	// mutex; a sandbox's entry changes only under the sandbox's lock.
 	vms    handles[hypervisor.VM]
 	agents handles[Agent]
+
+	templates templates
 }
 
 // Option configures a Runtime.

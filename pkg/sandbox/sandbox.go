@@ -209,7 +209,7 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 
 	klog.InfoS("Starting sandbox VM", "sandbox", cfg.ID, "hypervisor", cfg.HypervisorType)
 	vmCtx, span := startPhase(ctx, "vm_start")
-	vm, err := hv.Launch(vmCtx, vmCfg)
+	vm, template, err := r.launchVM(vmCtx, ls, hv, vmCfg)
 	endPhase(span, err)
 	closeTapFiles(eps)
 	if err != nil {
@@ -217,7 +217,7 @@ func (r *Runtime) createSandbox(ctx context.Context, cfg SandboxConfig) (_ *Sand
 	}
 	r.vms.put(cfg.ID, vm)
 	undo.Add("stop VM", func(ctx context.Context) error { r.vms.take(cfg.ID); return vm.Stop(ctx) })
-	ls.VMPid = vm.Pid()
+	ls.VMPid, ls.Template = vm.Pid(), template
 	if err := ls.save(ctx); err != nil {
 		return nil, err
 	}
@@ -424,6 +424,7 @@ func sandboxStatus(ls *lockedSandbox) SandboxStatus {
 		HypervisorConfig: ls.Config.HypervisorConfig,
 		Agent:            ls.Config.AgentType,
 		Annotations:      maps.Clone(ls.Config.Annotations),
+		Template:         ls.Template,
 	}
 	if ls.Resized != nil {
 		st.Size = *ls.Resized

@@ -36,7 +36,10 @@ type sandboxState struct {
 	// Resized is the VM's size since its last resize (ResizeSandbox):
 	// the vCPUs online in the guest and its memory in MiB; nil while it
 	// has the size it booted with.
-	Resized    *Resources
+	Resized *Resources
+	// Template is the key of the VM template the VM started from, ""
+	// when it booted cold.
+	Template   string
 	Containers []*containerState
 }
 

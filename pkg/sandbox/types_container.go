@@ -243,7 +243,10 @@ type SandboxStatus struct {
 	Agent            AgentType
 	// Size is the VM's size in force: as it booted, or as its last
 	// resize left it (beyond the specification).
-	Size             Resources
+	Size Resources
+	// Template is the key of the VM template the VM started from, ""
+	// when it booted cold (beyond the specification).
+	Template         string
 	ContainersStatus []ContainerStatus
 
 	// Annotations allow clients to store arbitrary values,

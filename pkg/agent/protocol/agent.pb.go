@@ -193,6 +193,69 @@ func (x *CheckResponse) GetVersion() string {
 	return ""
 }
 
+type RestoreRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The host's wall clock, in nanoseconds since the epoch.
+	UnixNano int64 `protobuf:"varint,1,opt,name=unix_nano,json=unixNano,proto3" json:"unix_nano,omitempty"`
+	// Bytes mixed into the guest's entropy pool (credited as entropy).
+	RandomSeed []byte `protobuf:"bytes,2,opt,name=random_seed,json=randomSeed,proto3" json:"random_seed,omitempty"`
+	// The pod's MAC address of each NIC, by the template's address.
+	Macs          map[string]string `protobuf:"bytes,3,rep,name=macs,proto3" json:"macs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreRequest) Reset() {
+	*x = RestoreRequest{}
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreRequest) ProtoMessage() {}
+
+func (x *RestoreRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreRequest.ProtoReflect.Descriptor instead.
+func (*RestoreRequest) Descriptor() ([]byte, []int) {
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RestoreRequest) GetUnixNano() int64 {
+	if x != nil {
+		return x.UnixNano
+	}
+	return 0
+}
+
+func (x *RestoreRequest) GetRandomSeed() []byte {
+	if x != nil {
+		return x.RandomSeed
+	}
+	return nil
+}
+
+func (x *RestoreRequest) GetMacs() map[string]string {
+	if x != nil {
+		return x.Macs
+	}
+	return nil
+}
+
 type GuestDetailsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -201,7 +264,7 @@ type GuestDetailsRequest struct {
 
 func (x *GuestDetailsRequest) Reset() {
 	*x = GuestDetailsRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[3]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -213,7 +276,7 @@ func (x *GuestDetailsRequest) String() string {
 func (*GuestDetailsRequest) ProtoMessage() {}
 
 func (x *GuestDetailsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[3]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -226,7 +289,7 @@ func (x *GuestDetailsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuestDetailsRequest.ProtoReflect.Descriptor instead.
 func (*GuestDetailsRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{3}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{4}
 }
 
 type GuestDetailsResponse struct {
@@ -245,7 +308,7 @@ type GuestDetailsResponse struct {
 
 func (x *GuestDetailsResponse) Reset() {
 	*x = GuestDetailsResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[4]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -257,7 +320,7 @@ func (x *GuestDetailsResponse) String() string {
 func (*GuestDetailsResponse) ProtoMessage() {}
 
 func (x *GuestDetailsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[4]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -270,7 +333,7 @@ func (x *GuestDetailsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuestDetailsResponse.ProtoReflect.Descriptor instead.
 func (*GuestDetailsResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{4}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *GuestDetailsResponse) GetAgentVersion() string {
@@ -324,7 +387,7 @@ type ResizeGuestRequest struct {
 
 func (x *ResizeGuestRequest) Reset() {
 	*x = ResizeGuestRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +399,7 @@ func (x *ResizeGuestRequest) String() string {
 func (*ResizeGuestRequest) ProtoMessage() {}
 
 func (x *ResizeGuestRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[5]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +412,7 @@ func (x *ResizeGuestRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeGuestRequest.ProtoReflect.Descriptor instead.
 func (*ResizeGuestRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{5}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ResizeGuestRequest) GetCpus() uint32 {
@@ -373,7 +436,7 @@ type GuestResources struct {
 
 func (x *GuestResources) Reset() {
 	*x = GuestResources{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +448,7 @@ func (x *GuestResources) String() string {
 func (*GuestResources) ProtoMessage() {}
 
 func (x *GuestResources) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[6]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +461,7 @@ func (x *GuestResources) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GuestResources.ProtoReflect.Descriptor instead.
 func (*GuestResources) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{6}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GuestResources) GetOnlineCpus() uint32 {
@@ -443,7 +506,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -455,7 +518,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[7]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -468,7 +531,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{7}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Interface) GetName() string {
@@ -512,7 +575,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -524,7 +587,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[8]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -537,7 +600,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{8}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Route) GetDestination() string {
@@ -576,7 +639,7 @@ type SetupNetworkRequest struct {
 
 func (x *SetupNetworkRequest) Reset() {
 	*x = SetupNetworkRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -588,7 +651,7 @@ func (x *SetupNetworkRequest) String() string {
 func (*SetupNetworkRequest) ProtoMessage() {}
 
 func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[9]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -601,7 +664,7 @@ func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetupNetworkRequest.ProtoReflect.Descriptor instead.
 func (*SetupNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{9}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SetupNetworkRequest) GetInterfaces() []*Interface {
@@ -647,7 +710,7 @@ type DestroySandboxRequest struct {
 
 func (x *DestroySandboxRequest) Reset() {
 	*x = DestroySandboxRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -659,7 +722,7 @@ func (x *DestroySandboxRequest) String() string {
 func (*DestroySandboxRequest) ProtoMessage() {}
 
 func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[10]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -672,7 +735,7 @@ func (x *DestroySandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DestroySandboxRequest.ProtoReflect.Descriptor instead.
 func (*DestroySandboxRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{10}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{11}
 }
 
 type CreateContainerRequest struct {
@@ -690,7 +753,7 @@ type CreateContainerRequest struct {
 
 func (x *CreateContainerRequest) Reset() {
 	*x = CreateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +765,7 @@ func (x *CreateContainerRequest) String() string {
 func (*CreateContainerRequest) ProtoMessage() {}
 
 func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[11]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +778,7 @@ func (x *CreateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateContainerRequest.ProtoReflect.Descriptor instead.
 func (*CreateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{11}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CreateContainerRequest) GetContainerId() string {
@@ -755,7 +818,7 @@ type ContainerRequest struct {
 
 func (x *ContainerRequest) Reset() {
 	*x = ContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -767,7 +830,7 @@ func (x *ContainerRequest) String() string {
 func (*ContainerRequest) ProtoMessage() {}
 
 func (x *ContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[12]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -780,7 +843,7 @@ func (x *ContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerRequest.ProtoReflect.Descriptor instead.
 func (*ContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{12}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ContainerRequest) GetContainerId() string {
@@ -801,7 +864,7 @@ type ProcessRequest struct {
 
 func (x *ProcessRequest) Reset() {
 	*x = ProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -813,7 +876,7 @@ func (x *ProcessRequest) String() string {
 func (*ProcessRequest) ProtoMessage() {}
 
 func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[13]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -826,7 +889,7 @@ func (x *ProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessRequest.ProtoReflect.Descriptor instead.
 func (*ProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{13}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ProcessRequest) GetContainerId() string {
@@ -856,7 +919,7 @@ type ExecProcessRequest struct {
 
 func (x *ExecProcessRequest) Reset() {
 	*x = ExecProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +931,7 @@ func (x *ExecProcessRequest) String() string {
 func (*ExecProcessRequest) ProtoMessage() {}
 
 func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[14]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +944,7 @@ func (x *ExecProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecProcessRequest.ProtoReflect.Descriptor instead.
 func (*ExecProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{14}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExecProcessRequest) GetContainerId() string {
@@ -924,7 +987,7 @@ type SignalProcessRequest struct {
 
 func (x *SignalProcessRequest) Reset() {
 	*x = SignalProcessRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -936,7 +999,7 @@ func (x *SignalProcessRequest) String() string {
 func (*SignalProcessRequest) ProtoMessage() {}
 
 func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[15]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -949,7 +1012,7 @@ func (x *SignalProcessRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalProcessRequest.ProtoReflect.Descriptor instead.
 func (*SignalProcessRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{15}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SignalProcessRequest) GetContainerId() string {
@@ -992,7 +1055,7 @@ type WaitProcessResponse struct {
 
 func (x *WaitProcessResponse) Reset() {
 	*x = WaitProcessResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1067,7 @@ func (x *WaitProcessResponse) String() string {
 func (*WaitProcessResponse) ProtoMessage() {}
 
 func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[16]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1080,7 @@ func (x *WaitProcessResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitProcessResponse.ProtoReflect.Descriptor instead.
 func (*WaitProcessResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{16}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WaitProcessResponse) GetExitCode() int32 {
@@ -1052,7 +1115,7 @@ type ProcessStatusResponse struct {
 
 func (x *ProcessStatusResponse) Reset() {
 	*x = ProcessStatusResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1064,7 +1127,7 @@ func (x *ProcessStatusResponse) String() string {
 func (*ProcessStatusResponse) ProtoMessage() {}
 
 func (x *ProcessStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[17]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1077,7 +1140,7 @@ func (x *ProcessStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessStatusResponse.ProtoReflect.Descriptor instead.
 func (*ProcessStatusResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{17}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ProcessStatusResponse) GetExited() bool {
@@ -1105,7 +1168,7 @@ type ReadOutputRequest struct {
 
 func (x *ReadOutputRequest) Reset() {
 	*x = ReadOutputRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1180,7 @@ func (x *ReadOutputRequest) String() string {
 func (*ReadOutputRequest) ProtoMessage() {}
 
 func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[18]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1193,7 @@ func (x *ReadOutputRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadOutputRequest.ProtoReflect.Descriptor instead.
 func (*ReadOutputRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{18}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadOutputRequest) GetContainerId() string {
@@ -1163,7 +1226,7 @@ type Data struct {
 
 func (x *Data) Reset() {
 	*x = Data{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1238,7 @@ func (x *Data) String() string {
 func (*Data) ProtoMessage() {}
 
 func (x *Data) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[19]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1251,7 @@ func (x *Data) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Data.ProtoReflect.Descriptor instead.
 func (*Data) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{19}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Data) GetData() []byte {
@@ -1209,7 +1272,7 @@ type PortForwardRequest struct {
 
 func (x *PortForwardRequest) Reset() {
 	*x = PortForwardRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1221,7 +1284,7 @@ func (x *PortForwardRequest) String() string {
 func (*PortForwardRequest) ProtoMessage() {}
 
 func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[20]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1234,7 +1297,7 @@ func (x *PortForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PortForwardRequest.ProtoReflect.Descriptor instead.
 func (*PortForwardRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{20}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PortForwardRequest) GetPort() uint32 {
@@ -1263,7 +1326,7 @@ type WriteStdinRequest struct {
 
 func (x *WriteStdinRequest) Reset() {
 	*x = WriteStdinRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1275,7 +1338,7 @@ func (x *WriteStdinRequest) String() string {
 func (*WriteStdinRequest) ProtoMessage() {}
 
 func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[21]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1288,7 +1351,7 @@ func (x *WriteStdinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WriteStdinRequest.ProtoReflect.Descriptor instead.
 func (*WriteStdinRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{21}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WriteStdinRequest) GetContainerId() string {
@@ -1324,7 +1387,7 @@ type ResizeTTYRequest struct {
 
 func (x *ResizeTTYRequest) Reset() {
 	*x = ResizeTTYRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1336,7 +1399,7 @@ func (x *ResizeTTYRequest) String() string {
 func (*ResizeTTYRequest) ProtoMessage() {}
 
 func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[22]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1349,7 +1412,7 @@ func (x *ResizeTTYRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResizeTTYRequest.ProtoReflect.Descriptor instead.
 func (*ResizeTTYRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{22}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResizeTTYRequest) GetContainerId() string {
@@ -1391,7 +1454,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1466,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[23]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1479,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{23}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -1444,7 +1507,7 @@ type ListProcessesRequest struct {
 
 func (x *ListProcessesRequest) Reset() {
 	*x = ListProcessesRequest{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1456,7 +1519,7 @@ func (x *ListProcessesRequest) String() string {
 func (*ListProcessesRequest) ProtoMessage() {}
 
 func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[24]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1469,7 +1532,7 @@ func (x *ListProcessesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesRequest.ProtoReflect.Descriptor instead.
 func (*ListProcessesRequest) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{24}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListProcessesRequest) GetContainerId() string {
@@ -1495,7 +1558,7 @@ type ListProcessesResponse struct {
 
 func (x *ListProcessesResponse) Reset() {
 	*x = ListProcessesResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1570,7 @@ func (x *ListProcessesResponse) String() string {
 func (*ListProcessesResponse) ProtoMessage() {}
 
 func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[25]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1583,7 @@ func (x *ListProcessesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListProcessesResponse.ProtoReflect.Descriptor instead.
 func (*ListProcessesResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{25}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListProcessesResponse) GetProcessList() []byte {
@@ -1566,7 +1629,7 @@ type StatsContainerResponse struct {
 
 func (x *StatsContainerResponse) Reset() {
 	*x = StatsContainerResponse{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1641,7 @@ func (x *StatsContainerResponse) String() string {
 func (*StatsContainerResponse) ProtoMessage() {}
 
 func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[26]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1654,7 @@ func (x *StatsContainerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsContainerResponse.ProtoReflect.Descriptor instead.
 func (*StatsContainerResponse) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{26}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *StatsContainerResponse) GetCpuUsageNanos() uint64 {
@@ -1800,7 +1863,7 @@ type InterfaceStats struct {
 
 func (x *InterfaceStats) Reset() {
 	*x = InterfaceStats{}
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1812,7 +1875,7 @@ func (x *InterfaceStats) String() string {
 func (*InterfaceStats) ProtoMessage() {}
 
 func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
-	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[27]
+	mi := &file_pkg_agent_protocol_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1825,7 +1888,7 @@ func (x *InterfaceStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceStats.ProtoReflect.Descriptor instead.
 func (*InterfaceStats) Descriptor() ([]byte, []int) {
-	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{27}
+	return file_pkg_agent_protocol_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *InterfaceStats) GetName() string {
@@ -1900,7 +1963,15 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\x05Empty\"\x0e\n" +
 	"\fCheckRequest\")\n" +
 	"\rCheckResponse\x12\x18\n" +
-	"\aversion\x18\x01 \x01(\tR\aversion\"\x15\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\"\xc1\x01\n" +
+	"\x0eRestoreRequest\x12\x1b\n" +
+	"\tunix_nano\x18\x01 \x01(\x03R\bunixNano\x12\x1f\n" +
+	"\vrandom_seed\x18\x02 \x01(\fR\n" +
+	"randomSeed\x128\n" +
+	"\x04macs\x18\x03 \x03(\v2$.vcagent.v1.RestoreRequest.MacsEntryR\x04macs\x1a7\n" +
+	"\tMacsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x15\n" +
 	"\x13GuestDetailsRequest\"\xf2\x01\n" +
 	"\x14GuestDetailsResponse\x12#\n" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12%\n" +
@@ -2047,12 +2118,13 @@ const file_pkg_agent_protocol_agent_proto_rawDesc = "" +
 	"\n" +
 	"\x06STDOUT\x10\x00\x12\n" +
 	"\n" +
-	"\x06STDERR\x10\x012\xa2\f\n" +
+	"\x06STDERR\x10\x012\xdc\f\n" +
 	"\x05Agent\x12<\n" +
 	"\x05Check\x12\x18.vcagent.v1.CheckRequest\x1a\x19.vcagent.v1.CheckResponse\x12Q\n" +
 	"\fGuestDetails\x12\x1f.vcagent.v1.GuestDetailsRequest\x1a .vcagent.v1.GuestDetailsResponse\x12I\n" +
 	"\vResizeGuest\x12\x1e.vcagent.v1.ResizeGuestRequest\x1a\x1a.vcagent.v1.GuestResources\x12B\n" +
-	"\fSetupNetwork\x12\x1f.vcagent.v1.SetupNetworkRequest\x1a\x11.vcagent.v1.Empty\x12F\n" +
+	"\fSetupNetwork\x12\x1f.vcagent.v1.SetupNetworkRequest\x1a\x11.vcagent.v1.Empty\x128\n" +
+	"\aRestore\x12\x1a.vcagent.v1.RestoreRequest\x1a\x11.vcagent.v1.Empty\x12F\n" +
 	"\x0eDestroySandbox\x12!.vcagent.v1.DestroySandboxRequest\x1a\x11.vcagent.v1.Empty\x12H\n" +
 	"\x0fCreateContainer\x12\".vcagent.v1.CreateContainerRequest\x1a\x11.vcagent.v1.Empty\x12A\n" +
 	"\x0eStartContainer\x12\x1c.vcagent.v1.ContainerRequest\x1a\x11.vcagent.v1.Empty\x12B\n" +
@@ -2088,95 +2160,100 @@ func file_pkg_agent_protocol_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_pkg_agent_protocol_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_pkg_agent_protocol_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_pkg_agent_protocol_agent_proto_goTypes = []any{
 	(OutputStream)(0),              // 0: vcagent.v1.OutputStream
 	(*Empty)(nil),                  // 1: vcagent.v1.Empty
 	(*CheckRequest)(nil),           // 2: vcagent.v1.CheckRequest
 	(*CheckResponse)(nil),          // 3: vcagent.v1.CheckResponse
-	(*GuestDetailsRequest)(nil),    // 4: vcagent.v1.GuestDetailsRequest
-	(*GuestDetailsResponse)(nil),   // 5: vcagent.v1.GuestDetailsResponse
-	(*ResizeGuestRequest)(nil),     // 6: vcagent.v1.ResizeGuestRequest
-	(*GuestResources)(nil),         // 7: vcagent.v1.GuestResources
-	(*Interface)(nil),              // 8: vcagent.v1.Interface
-	(*Route)(nil),                  // 9: vcagent.v1.Route
-	(*SetupNetworkRequest)(nil),    // 10: vcagent.v1.SetupNetworkRequest
-	(*DestroySandboxRequest)(nil),  // 11: vcagent.v1.DestroySandboxRequest
-	(*CreateContainerRequest)(nil), // 12: vcagent.v1.CreateContainerRequest
-	(*ContainerRequest)(nil),       // 13: vcagent.v1.ContainerRequest
-	(*ProcessRequest)(nil),         // 14: vcagent.v1.ProcessRequest
-	(*ExecProcessRequest)(nil),     // 15: vcagent.v1.ExecProcessRequest
-	(*SignalProcessRequest)(nil),   // 16: vcagent.v1.SignalProcessRequest
-	(*WaitProcessResponse)(nil),    // 17: vcagent.v1.WaitProcessResponse
-	(*ProcessStatusResponse)(nil),  // 18: vcagent.v1.ProcessStatusResponse
-	(*ReadOutputRequest)(nil),      // 19: vcagent.v1.ReadOutputRequest
-	(*Data)(nil),                   // 20: vcagent.v1.Data
-	(*PortForwardRequest)(nil),     // 21: vcagent.v1.PortForwardRequest
-	(*WriteStdinRequest)(nil),      // 22: vcagent.v1.WriteStdinRequest
-	(*ResizeTTYRequest)(nil),       // 23: vcagent.v1.ResizeTTYRequest
-	(*UpdateContainerRequest)(nil), // 24: vcagent.v1.UpdateContainerRequest
-	(*ListProcessesRequest)(nil),   // 25: vcagent.v1.ListProcessesRequest
-	(*ListProcessesResponse)(nil),  // 26: vcagent.v1.ListProcessesResponse
-	(*StatsContainerResponse)(nil), // 27: vcagent.v1.StatsContainerResponse
-	(*InterfaceStats)(nil),         // 28: vcagent.v1.InterfaceStats
-	nil,                            // 29: vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	(*RestoreRequest)(nil),         // 4: vcagent.v1.RestoreRequest
+	(*GuestDetailsRequest)(nil),    // 5: vcagent.v1.GuestDetailsRequest
+	(*GuestDetailsResponse)(nil),   // 6: vcagent.v1.GuestDetailsResponse
+	(*ResizeGuestRequest)(nil),     // 7: vcagent.v1.ResizeGuestRequest
+	(*GuestResources)(nil),         // 8: vcagent.v1.GuestResources
+	(*Interface)(nil),              // 9: vcagent.v1.Interface
+	(*Route)(nil),                  // 10: vcagent.v1.Route
+	(*SetupNetworkRequest)(nil),    // 11: vcagent.v1.SetupNetworkRequest
+	(*DestroySandboxRequest)(nil),  // 12: vcagent.v1.DestroySandboxRequest
+	(*CreateContainerRequest)(nil), // 13: vcagent.v1.CreateContainerRequest
+	(*ContainerRequest)(nil),       // 14: vcagent.v1.ContainerRequest
+	(*ProcessRequest)(nil),         // 15: vcagent.v1.ProcessRequest
+	(*ExecProcessRequest)(nil),     // 16: vcagent.v1.ExecProcessRequest
+	(*SignalProcessRequest)(nil),   // 17: vcagent.v1.SignalProcessRequest
+	(*WaitProcessResponse)(nil),    // 18: vcagent.v1.WaitProcessResponse
+	(*ProcessStatusResponse)(nil),  // 19: vcagent.v1.ProcessStatusResponse
+	(*ReadOutputRequest)(nil),      // 20: vcagent.v1.ReadOutputRequest
+	(*Data)(nil),                   // 21: vcagent.v1.Data
+	(*PortForwardRequest)(nil),     // 22: vcagent.v1.PortForwardRequest
+	(*WriteStdinRequest)(nil),      // 23: vcagent.v1.WriteStdinRequest
+	(*ResizeTTYRequest)(nil),       // 24: vcagent.v1.ResizeTTYRequest
+	(*UpdateContainerRequest)(nil), // 25: vcagent.v1.UpdateContainerRequest
+	(*ListProcessesRequest)(nil),   // 26: vcagent.v1.ListProcessesRequest
+	(*ListProcessesResponse)(nil),  // 27: vcagent.v1.ListProcessesResponse
+	(*StatsContainerResponse)(nil), // 28: vcagent.v1.StatsContainerResponse
+	(*InterfaceStats)(nil),         // 29: vcagent.v1.InterfaceStats
+	nil,                            // 30: vcagent.v1.RestoreRequest.MacsEntry
+	nil,                            // 31: vcagent.v1.SetupNetworkRequest.SysctlsEntry
 }
 var file_pkg_agent_protocol_agent_proto_depIdxs = []int32{
-	8,  // 0: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
-	9,  // 1: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
-	29, // 2: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
-	17, // 3: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
-	0,  // 4: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
-	28, // 5: vcagent.v1.StatsContainerResponse.interfaces:type_name -> vcagent.v1.InterfaceStats
-	2,  // 6: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
-	4,  // 7: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
-	6,  // 8: vcagent.v1.Agent.ResizeGuest:input_type -> vcagent.v1.ResizeGuestRequest
-	10, // 9: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
-	11, // 10: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
-	12, // 11: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
-	13, // 12: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
-	13, // 13: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
-	13, // 14: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
-	13, // 15: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
-	13, // 16: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
-	24, // 17: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
-	25, // 18: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
-	15, // 19: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
-	16, // 20: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
-	14, // 21: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
-	14, // 22: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
-	19, // 23: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
-	22, // 24: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
-	14, // 25: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
-	23, // 26: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
-	21, // 27: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
-	3,  // 28: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
-	5,  // 29: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
-	7,  // 30: vcagent.v1.Agent.ResizeGuest:output_type -> vcagent.v1.GuestResources
-	1,  // 31: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
-	1,  // 32: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
-	1,  // 33: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
-	1,  // 34: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
-	1,  // 35: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
-	1,  // 36: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
-	1,  // 37: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
-	27, // 38: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
-	1,  // 39: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
-	26, // 40: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
-	1,  // 41: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
-	1,  // 42: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
-	17, // 43: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
-	18, // 44: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
-	20, // 45: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
-	1,  // 46: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
-	1,  // 47: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
-	1,  // 48: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
-	20, // 49: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
-	28, // [28:50] is the sub-list for method output_type
-	6,  // [6:28] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	30, // 0: vcagent.v1.RestoreRequest.macs:type_name -> vcagent.v1.RestoreRequest.MacsEntry
+	9,  // 1: vcagent.v1.SetupNetworkRequest.interfaces:type_name -> vcagent.v1.Interface
+	10, // 2: vcagent.v1.SetupNetworkRequest.routes:type_name -> vcagent.v1.Route
+	31, // 3: vcagent.v1.SetupNetworkRequest.sysctls:type_name -> vcagent.v1.SetupNetworkRequest.SysctlsEntry
+	18, // 4: vcagent.v1.ProcessStatusResponse.exit:type_name -> vcagent.v1.WaitProcessResponse
+	0,  // 5: vcagent.v1.ReadOutputRequest.stream:type_name -> vcagent.v1.OutputStream
+	29, // 6: vcagent.v1.StatsContainerResponse.interfaces:type_name -> vcagent.v1.InterfaceStats
+	2,  // 7: vcagent.v1.Agent.Check:input_type -> vcagent.v1.CheckRequest
+	5,  // 8: vcagent.v1.Agent.GuestDetails:input_type -> vcagent.v1.GuestDetailsRequest
+	7,  // 9: vcagent.v1.Agent.ResizeGuest:input_type -> vcagent.v1.ResizeGuestRequest
+	11, // 10: vcagent.v1.Agent.SetupNetwork:input_type -> vcagent.v1.SetupNetworkRequest
+	4,  // 11: vcagent.v1.Agent.Restore:input_type -> vcagent.v1.RestoreRequest
+	12, // 12: vcagent.v1.Agent.DestroySandbox:input_type -> vcagent.v1.DestroySandboxRequest
+	13, // 13: vcagent.v1.Agent.CreateContainer:input_type -> vcagent.v1.CreateContainerRequest
+	14, // 14: vcagent.v1.Agent.StartContainer:input_type -> vcagent.v1.ContainerRequest
+	14, // 15: vcagent.v1.Agent.RemoveContainer:input_type -> vcagent.v1.ContainerRequest
+	14, // 16: vcagent.v1.Agent.PauseContainer:input_type -> vcagent.v1.ContainerRequest
+	14, // 17: vcagent.v1.Agent.ResumeContainer:input_type -> vcagent.v1.ContainerRequest
+	14, // 18: vcagent.v1.Agent.StatsContainer:input_type -> vcagent.v1.ContainerRequest
+	25, // 19: vcagent.v1.Agent.UpdateContainer:input_type -> vcagent.v1.UpdateContainerRequest
+	26, // 20: vcagent.v1.Agent.ListProcesses:input_type -> vcagent.v1.ListProcessesRequest
+	16, // 21: vcagent.v1.Agent.ExecProcess:input_type -> vcagent.v1.ExecProcessRequest
+	17, // 22: vcagent.v1.Agent.SignalProcess:input_type -> vcagent.v1.SignalProcessRequest
+	15, // 23: vcagent.v1.Agent.WaitProcess:input_type -> vcagent.v1.ProcessRequest
+	15, // 24: vcagent.v1.Agent.ProcessStatus:input_type -> vcagent.v1.ProcessRequest
+	20, // 25: vcagent.v1.Agent.ReadOutput:input_type -> vcagent.v1.ReadOutputRequest
+	23, // 26: vcagent.v1.Agent.WriteStdin:input_type -> vcagent.v1.WriteStdinRequest
+	15, // 27: vcagent.v1.Agent.CloseStdin:input_type -> vcagent.v1.ProcessRequest
+	24, // 28: vcagent.v1.Agent.ResizeTTY:input_type -> vcagent.v1.ResizeTTYRequest
+	22, // 29: vcagent.v1.Agent.PortForward:input_type -> vcagent.v1.PortForwardRequest
+	3,  // 30: vcagent.v1.Agent.Check:output_type -> vcagent.v1.CheckResponse
+	6,  // 31: vcagent.v1.Agent.GuestDetails:output_type -> vcagent.v1.GuestDetailsResponse
+	8,  // 32: vcagent.v1.Agent.ResizeGuest:output_type -> vcagent.v1.GuestResources
+	1,  // 33: vcagent.v1.Agent.SetupNetwork:output_type -> vcagent.v1.Empty
+	1,  // 34: vcagent.v1.Agent.Restore:output_type -> vcagent.v1.Empty
+	1,  // 35: vcagent.v1.Agent.DestroySandbox:output_type -> vcagent.v1.Empty
+	1,  // 36: vcagent.v1.Agent.CreateContainer:output_type -> vcagent.v1.Empty
+	1,  // 37: vcagent.v1.Agent.StartContainer:output_type -> vcagent.v1.Empty
+	1,  // 38: vcagent.v1.Agent.RemoveContainer:output_type -> vcagent.v1.Empty
+	1,  // 39: vcagent.v1.Agent.PauseContainer:output_type -> vcagent.v1.Empty
+	1,  // 40: vcagent.v1.Agent.ResumeContainer:output_type -> vcagent.v1.Empty
+	28, // 41: vcagent.v1.Agent.StatsContainer:output_type -> vcagent.v1.StatsContainerResponse
+	1,  // 42: vcagent.v1.Agent.UpdateContainer:output_type -> vcagent.v1.Empty
+	27, // 43: vcagent.v1.Agent.ListProcesses:output_type -> vcagent.v1.ListProcessesResponse
+	1,  // 44: vcagent.v1.Agent.ExecProcess:output_type -> vcagent.v1.Empty
+	1,  // 45: vcagent.v1.Agent.SignalProcess:output_type -> vcagent.v1.Empty
+	18, // 46: vcagent.v1.Agent.WaitProcess:output_type -> vcagent.v1.WaitProcessResponse
+	19, // 47: vcagent.v1.Agent.ProcessStatus:output_type -> vcagent.v1.ProcessStatusResponse
+	21, // 48: vcagent.v1.Agent.ReadOutput:output_type -> vcagent.v1.Data
+	1,  // 49: vcagent.v1.Agent.WriteStdin:output_type -> vcagent.v1.Empty
+	1,  // 50: vcagent.v1.Agent.CloseStdin:output_type -> vcagent.v1.Empty
+	1,  // 51: vcagent.v1.Agent.ResizeTTY:output_type -> vcagent.v1.Empty
+	21, // 52: vcagent.v1.Agent.PortForward:output_type -> vcagent.v1.Data
+	30, // [30:53] is the sub-list for method output_type
+	7,  // [7:30] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_pkg_agent_protocol_agent_proto_init() }
@@ -2190,7 +2267,7 @@ func file_pkg_agent_protocol_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pkg_agent_protocol_agent_proto_rawDesc), len(file_pkg_agent_protocol_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -33,6 +33,7 @@ const (
 	Agent_GuestDetails_FullMethodName    = "/vcagent.v1.Agent/GuestDetails"
 	Agent_ResizeGuest_FullMethodName     = "/vcagent.v1.Agent/ResizeGuest"
 	Agent_SetupNetwork_FullMethodName    = "/vcagent.v1.Agent/SetupNetwork"
+	Agent_Restore_FullMethodName         = "/vcagent.v1.Agent/Restore"
 	Agent_DestroySandbox_FullMethodName  = "/vcagent.v1.Agent/DestroySandbox"
 	Agent_CreateContainer_FullMethodName = "/vcagent.v1.Agent/CreateContainer"
 	Agent_StartContainer_FullMethodName  = "/vcagent.v1.Agent/StartContainer"
@@ -69,6 +70,12 @@ type AgentClient interface {
 	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
 	// and sysctls.
 	SetupNetwork(ctx context.Context, in *SetupNetworkRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Restore finishes a guest that a VM template's saved state started:
+	// it takes the host's clock, entropy the template cannot have given
+	// every pod alike, and the pod's MAC addresses, and mounts the shared
+	// filesystem, which the template had to leave unmounted. Only a guest
+	// booted as a template accepts it, once.
+	Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*Empty, error)
 	// DestroySandbox kills every container and powers the guest off.
 	DestroySandbox(ctx context.Context, in *DestroySandboxRequest, opts ...grpc.CallOption) (*Empty, error)
 	// CreateContainer creates a container and its init process, which waits
@@ -148,6 +155,16 @@ func (c *agentClient) SetupNetwork(ctx context.Context, in *SetupNetworkRequest,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Agent_SetupNetwork_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentClient) Restore(ctx context.Context, in *RestoreRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Agent_Restore_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -365,6 +382,12 @@ type AgentServer interface {
 	// SetupNetwork configures the guest's interfaces, routes, hostname, DNS
 	// and sysctls.
 	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
+	// Restore finishes a guest that a VM template's saved state started:
+	// it takes the host's clock, entropy the template cannot have given
+	// every pod alike, and the pod's MAC addresses, and mounts the shared
+	// filesystem, which the template had to leave unmounted. Only a guest
+	// booted as a template accepts it, once.
+	Restore(context.Context, *RestoreRequest) (*Empty, error)
 	// DestroySandbox kills every container and powers the guest off.
 	DestroySandbox(context.Context, *DestroySandboxRequest) (*Empty, error)
 	// CreateContainer creates a container and its init process, which waits
@@ -421,6 +444,9 @@ func (UnimplementedAgentServer) ResizeGuest(context.Context, *ResizeGuestRequest
 }
 func (UnimplementedAgentServer) SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetupNetwork not implemented")
+}
+func (UnimplementedAgentServer) Restore(context.Context, *RestoreRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Restore not implemented")
 }
 func (UnimplementedAgentServer) DestroySandbox(context.Context, *DestroySandboxRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method DestroySandbox not implemented")
@@ -565,6 +591,24 @@ func _Agent_SetupNetwork_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(AgentServer).SetupNetwork(ctx, req.(*SetupNetworkRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Agent_Restore_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RestoreRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServer).Restore(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Agent_Restore_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServer).Restore(ctx, req.(*RestoreRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -886,6 +930,10 @@ var Agent_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetupNetwork",
 			Handler:    _Agent_SetupNetwork_Handler,
+		},
+		{
+			MethodName: "Restore",
+			Handler:    _Agent_Restore_Handler,
 		},
 		{
 			MethodName: "DestroySandbox",

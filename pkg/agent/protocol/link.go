@@ -26,6 +26,10 @@ const (
 	ParamSharedFS  = "vc_agent.shared_fs"  // "virtio-9p" or "virtio-fs"
 	ParamSharedTag = "vc_agent.shared_tag" // mount tag
 	ParamDebug     = "vc_agent.debug"      // "1": verbose agent logs
+	// ParamTemplate "1" boots a template VM: the shared filesystem is
+	// mounted only when a pod restored from it calls Restore, as QEMU
+	// refuses to migrate a VM whose 9p export is mounted.
+	ParamTemplate = "vc_agent.template"
 )
 
 // YamuxConfig is the multiplexer configuration of both ends. Keepalives

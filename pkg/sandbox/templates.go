@@ -1,0 +1,302 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/vc-cri/vc-cri/pkg/agent/protocol"
+	"github.com/vc-cri/vc-cri/pkg/hypervisor"
+)
+
+// VM templates (see hypervisor.Template): a Runtime made WithTemplates
+// keeps one per VM shape in its template directory,
+//
+//	<key>/mem     the template's guest RAM, mapped copy-on-write by its pods
+//	<key>/state   its device state
+//	<key>/ready   written last: the template is whole
+//	<key>/vm/     the template VM's runtime files while it is built
+//
+// A template is built in the background the first time a sandbox of its
+// shape is created, or when PrepareTemplate asks; that sandbox, and any
+// other while no template of its shape is ready, boots cold. Templates
+// live on a tmpfs beside the sandboxes, so a restarted daemon finds them
+// again, and a changed guest image or QEMU gives its shape a new key: the
+// template built for it replaces the old one.
+
+const (
+	templateReadyFile = "ready"
+	// maxTemplates bounds the shapes kept: each costs the guest memory
+	// its boot touched, on a tmpfs.
+	maxTemplates = 4
+	// templateBuildTimeout bounds a template's boot and save.
+	templateBuildTimeout = 3 * time.Minute
+	// restoreTimeout bounds a restore up to the agent's answer: a guest
+	// that does not answer by then is broken, and the sandbox boots cold.
+	restoreTimeout = 20 * time.Second
+	// templateSeedSize is the entropy a restored guest is given.
+	templateSeedSize = 64
+)
+
+// WithTemplates starts sandbox VMs from templates kept in dir (on a
+// tmpfs, as the state root).
+func WithTemplates(dir string) Option {
+	return func(r *Runtime) { r.templates.dir = dir }
+}
+
+// templates are a Runtime's VM templates.
+type templates struct {
+	dir string // "" when templates are off; set by NewRuntime's options
+
+	mu sync.Mutex
+	// building holds the keys of the templates being built; failed
+	// those whose build failed in this process, not tried again until
+	// their inputs change. Both guarded by mu.
+	building map[string]bool
+	failed   map[string]bool
+	builds   sync.WaitGroup
+}
+
+// templateConfig is cfg as a template of it, or as a VM started from
+// one, is configured: the agent told that the guest is a template's.
+func templateConfig(cfg hypervisor.Config, role hypervisor.TemplateRole, t hypervisor.Template) hypervisor.Config {
+	cfg.KernelParams = append(append([]string(nil), cfg.KernelParams...), protocol.ParamTemplate+"=1")
+	cfg.TemplateRole, cfg.Template = role, t
+	return cfg
+}
+
+func (t *templates) files(key string) hypervisor.Template {
+	return hypervisor.Template{
+		MemPath:   filepath.Join(t.dir, key, "mem"),
+		StatePath: filepath.Join(t.dir, key, "state"),
+	}
+}
+
+// lookup returns the key of cfg's template and whether it is ready; when
+// it is not, and may be built, it starts building it.
+func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, cfg hypervisor.Config) (string, bool) {
+	t := &r.templates
+	if t.dir == "" {
+		return "", false
+	}
+	if cfg.HugePages || cfg.MemPrealloc || cfg.SharedFS == hypervisor.SharedFSVirtioFS {
+		return "", false // a template's RAM is a file of its own
+	}
+	key, err := hypervisor.TemplateKey(templateConfig(cfg, hypervisor.BuildTemplate, hypervisor.Template{}))
+	if err != nil {
+		klog.ErrorS(err, "No VM template key", "vm", cfg.ID)
+		return "", false
+	}
+	if _, err := os.Stat(filepath.Join(t.dir, key, templateReadyFile)); err == nil {
+		return key, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.building[key] || t.failed[key] {
+		return key, false
+	}
+	if entries, _ := os.ReadDir(t.dir); len(entries) >= maxTemplates {
+		return key, false
+	}
+	if t.building == nil {
+		t.building, t.failed = map[string]bool{}, map[string]bool{}
+	}
+	t.building[key] = true
+	t.builds.Add(1)
+	go func() {
+		defer t.builds.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), templateBuildTimeout)
+		defer cancel()
+		err := r.buildTemplate(ctx, hv, dialer, cfg, key)
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		delete(t.building, key)
+		if err != nil {
+			t.failed[key] = true
+			klog.ErrorS(err, "VM template not built; sandboxes of its shape boot cold", "template", key)
+		}
+	}()
+	return key, false
+}
+
+// buildTemplate boots a template VM of cfg's shape, waits for its agent,
+// saves it under key, and drops the older templates of its shape.
+func (r *Runtime) buildTemplate(ctx context.Context, hv hypervisor.Hypervisor, dialer AgentDialer, cfg hypervisor.Config, key string) (retErr error) {
+	start := time.Now()
+	dir := filepath.Join(r.templates.dir, key)
+	c := templateConfig(cfg, hypervisor.BuildTemplate, r.templates.files(key))
+	c.ID, c.StateDir, c.NetNSPath, c.CgroupParent = "template-"+key, filepath.Join(dir, "vm"), "", ""
+	for i := range c.NetDevices {
+		c.NetDevices[i] = hypervisor.NetDevice{MAC: hypervisor.TemplateMAC(i)}
+	}
+	// A VM left by a daemon that died building it, then the rest.
+	if vm, err := hv.Attach(ctx, c); err == nil {
+		_ = vm.Stop(ctx)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(dir)
+		}
+	}()
+	if cfg.SharedDir != "" {
+		c.SharedDir = filepath.Join(dir, "shared")
+		if err := os.MkdirAll(c.SharedDir, 0o700); err != nil {
+			return err
+		}
+	}
+	vm, err := hv.Launch(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := vm.Stop(context.WithoutCancel(ctx)); err != nil && retErr == nil {
+			retErr = err
+		}
+	}()
+	saver, ok := vm.(hypervisor.TemplateSaver)
+	if !ok {
+		return fmt.Errorf("VM of hypervisor %T cannot be saved as a template", hv)
+	}
+	ag, err := dialer.Dial(ctx, vm)
+	if err != nil {
+		return fmt.Errorf("agent of the template: %w", err)
+	}
+	_, err = ag.Check(ctx, &protocol.CheckRequest{})
+	_ = ag.Close()
+	if err != nil {
+		return fmt.Errorf("agent of the template: %w", err)
+	}
+	// The agent ends its link's session when it reads the host's leaving;
+	// saved before, every pod would start with a session nobody has.
+	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
+		return err
+	}
+	if err := saver.SaveTemplate(ctx); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, templateReadyFile), nil, 0o600); err != nil {
+		return err
+	}
+	r.dropOtherTemplates(key)
+	klog.InfoS("VM template built", "template", key, "vcpus", cfg.VCPUs, "memoryMiB", cfg.MemoryMiB, "duration", time.Since(start))
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// dropOtherTemplates removes the templates of key's shape that older
+// inputs made. The pods started from them keep their memory: a removed
+// file's pages live on while mapped.
+func (r *Runtime) dropOtherTemplates(key string) {
+	shape, _, _ := strings.Cut(key, "-")
+	entries, _ := os.ReadDir(r.templates.dir)
+	for _, e := range entries {
+		if e.Name() != key && strings.HasPrefix(e.Name(), shape+"-") {
+			r.dropTemplate(e.Name())
+		}
+	}
+}
+
+// dropTemplate removes a template, unless it is being built, and keeps
+// this process from building it again: a template that failed a restore
+// is not rebuilt in a loop, and one that older inputs made is not asked
+// for again.
+func (r *Runtime) dropTemplate(key string) {
+	t := &r.templates
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.building[key] {
+		return
+	}
+	if t.failed == nil {
+		t.failed = map[string]bool{}
+	}
+	t.failed[key] = true
+	if err := os.RemoveAll(filepath.Join(t.dir, key)); err != nil {
+		klog.ErrorS(err, "Cannot remove VM template", "template", key)
+	}
+}
+
+// launchVM starts the sandbox's VM: from its shape's template when one
+// is ready, cold otherwise or when the restore fails. It returns the key
+// of the template used, "" for a cold boot.
+func (r *Runtime) launchVM(ctx context.Context, ls *lockedSandbox, hv hypervisor.Hypervisor, cfg hypervisor.Config) (hypervisor.VM, string, error) {
+	dialer, err := r.dialerFor(ls.Config.AgentType)
+	if err != nil {
+		return nil, "", err
+	}
+	if key, ok := r.lookupTemplate(hv, dialer, cfg); ok {
+		vm, err := r.restoreVM(ctx, ls, hv, cfg, key)
+		if err == nil {
+			return vm, key, nil
+		}
+		if ctx.Err() != nil {
+			return nil, "", err
+		}
+		klog.InfoS("Warning: VM template failed, booting the sandbox cold", "sandbox", cfg.ID, "template", key, "err", err)
+		r.dropTemplate(key)
+	}
+	vm, err := hv.Launch(ctx, cfg)
+	return vm, "", err
+}
+
+// restoreVM starts the sandbox's VM from template key, and makes its
+// guest the pod's own.
+func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hypervisor.Hypervisor, cfg hypervisor.Config, key string) (_ hypervisor.VM, retErr error) {
+	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
+	defer cancel()
+	vm, err := hv.Launch(ctx, templateConfig(cfg, hypervisor.FromTemplate, r.templates.files(key)))
+	if err != nil {
+		return nil, err
+	}
+	r.vms.put(cfg.ID, vm)
+	defer func() {
+		if retErr != nil {
+			r.dropAgent(cfg.ID)
+			r.vms.take(cfg.ID)
+			if err := vm.Stop(context.WithoutCancel(ctx)); err != nil {
+				klog.ErrorS(err, "Cannot stop a VM whose restore failed", "sandbox", cfg.ID)
+			}
+		}
+	}()
+	ag, err := ls.agent(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seed := make([]byte, templateSeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	req := &protocol.RestoreRequest{UnixNano: time.Now().UnixNano(), RandomSeed: seed, Macs: map[string]string{}}
+	for i, n := range cfg.NetDevices {
+		req.Macs[hypervisor.TemplateMAC(i)] = n.MAC
+	}
+	phaseCtx, span := startPhase(ctx, "guest_restore")
+	_, err = ag.Restore(phaseCtx, req)
+	endPhase(span, err)
+	if err != nil {
+		return nil, fmt.Errorf("restore the guest: %w", err)
+	}
+	return vm, nil
+}
+
+// waitTemplates waits for the builds in flight (tests, and a Runtime's
+// owner that shuts down).
+func (r *Runtime) waitTemplates() { r.templates.builds.Wait() }
