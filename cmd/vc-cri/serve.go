@@ -53,6 +53,9 @@ func serve(ctx context.Context, cfg *Config) error {
 			sandbox.KataDialer(grpc.WithChainUnaryInterceptor(m.AgentUnaryInterceptor))))
 	}
 	sandboxes := sandbox.NewRuntime(runtimeOpts...)
+	if err := sandboxes.CleanTemplates(ctx); err != nil {
+		return fmt.Errorf("VM templates: %w", err)
+	}
 	// The package-level API, for any caller of it in this process, acts
 	// on the same sandboxes.
 	sandbox.SetDefault(sandboxes)

@@ -3,7 +3,9 @@ package sandbox
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,6 +135,8 @@ func (r *Runtime) buildTemplate(ctx context.Context, hv hypervisor.Hypervisor, d
 	dir := filepath.Join(r.templates.dir, key)
 	c := templateConfig(cfg, hypervisor.BuildTemplate, r.templates.files(key))
 	c.ID, c.StateDir, c.NetNSPath, c.CgroupParent = "template-"+key, filepath.Join(dir, "vm"), "", ""
+	// A slice of its own: cfg's is the sandbox's.
+	c.NetDevices = make([]hypervisor.NetDevice, len(cfg.NetDevices))
 	for i := range c.NetDevices {
 		c.NetDevices[i] = hypervisor.NetDevice{MAC: hypervisor.TemplateMAC(i)}
 	}
@@ -300,3 +304,37 @@ func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hyperviso
 // waitTemplates waits for the builds in flight (tests, and a Runtime's
 // owner that shuts down).
 func (r *Runtime) waitTemplates() { r.templates.builds.Wait() }
+
+// CleanTemplates removes what a process that died building a template
+// left: its VM, still running, and its files. A Runtime's owner calls it
+// once at start, before the first sandbox.
+func (r *Runtime) CleanTemplates(ctx context.Context) error {
+	t := &r.templates
+	if t.dir == "" {
+		return nil
+	}
+	entries, err := os.ReadDir(t.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	hv, err := r.hypervisorFor(QemuHypervisor)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range entries {
+		dir := filepath.Join(t.dir, e.Name())
+		vmDir := filepath.Join(dir, "vm")
+		if vm, err := hv.Attach(ctx, hypervisor.Config{ID: "template-" + e.Name(), StateDir: vmDir}); err == nil {
+			klog.InfoS("Stopping the VM of an unfinished template", "template", e.Name())
+			errs = append(errs, vm.Stop(ctx))
+		}
+		if _, err := os.Stat(filepath.Join(dir, templateReadyFile)); err != nil {
+			errs = append(errs, os.RemoveAll(dir))
+		}
+	}
+	return errors.Join(errs...)
+}

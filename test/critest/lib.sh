@@ -196,6 +196,8 @@ streaming_address = "127.0.0.1:0"
 kernel = "$VC_GUEST_DIR/vmlinux"
 image = "$VC_GUEST_DIR/initramfs.cpio"
 accelerator = "${VC_ACCELERATOR:-auto}"
+# VC_TEMPLATES=false boots every pod VM cold.
+templates = ${VC_TEMPLATES:-true}
 
 [cni]
 conf_dir = "$VC_CNI_CONF_DIR"

@@ -72,15 +72,15 @@ retry() {
 
 field() { crictl_ "$1" -o go-template --template "$3" "$2"; }
 
-pod_config() { # NAME [PORTMAP]
-	local pm=""
+pod_config() { # NAME [PORTMAP]; POD_LINUX: the pod's "linux" object
+	local pm="" linux=${POD_LINUX:-"{}"}
 	[ -n "${2:-}" ] && pm=", \"port_mappings\": [{ \"container_port\": 80, \"host_port\": $HOST_PORT, \"host_ip\": \"127.0.0.1\" }]"
 	cat >"$WORK/$1-pod.json" <<EOF
 {
   "metadata": { "name": "$1", "namespace": "vccri-e2e", "uid": "$1-$$", "attempt": 0 },
   "hostname": "$1",
   "log_directory": "$LOGDIR/$1",
-  "linux": {}$pm
+  "linux": $linux$pm
 }
 EOF
 	mkdir -p "$LOGDIR/$1"
@@ -281,7 +281,9 @@ crash_at() { # STEP [HANDLER]
 }
 # crash_during_runp: kill -9 of vc-cri while it boots a pod's VM.
 crash_during_runp() {
-	crictl_ runp "$(pod_config e2e-killed)" &
+	# A VM shape of its own (a memory limit): no template of it is ready,
+	# so the VM boots cold, and its template is built meanwhile.
+	crictl_ runp "$(POD_LINUX='{"resources": {"memory_limit_in_bytes": 134217728}}' pod_config e2e-killed)" &
 	local runp=$!
 	sleep "${1:-1}"
 	kill -KILL "$VC_DAEMON_PID" || return 1
