@@ -311,7 +311,7 @@ vc_qemu_pids() { vc_pids_of qemu-system; }
 vc_qemu_of() {
 	local p
 	for p in $(vc_qemu_pids); do
-		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "-name vc-$1" && echo "$p"
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -cF -- "-name vc-$1" >/dev/null && echo "$p"
 	done
 }
 

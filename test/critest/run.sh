@@ -34,7 +34,7 @@ critest_log=$VC_RESULTS/critest.log
 
 # critest binds these host ports itself (port mapping and port-forward specs).
 for port in 12000 12001 12002 12003; do
-	if ss -Htln "sport = :$port" | grep -q .; then
+	if ss -Htln "sport = :$port" | grep -c . >/dev/null; then
 		vc_die "host port $port is in use: another critest run? (critest binds 12000-12003)"
 	fi
 done

@@ -195,7 +195,7 @@ check_statsp() {
 	has "$1" "$out"
 }
 ctr_exited() { [ "$(field inspect "$1" '{{.status.state}}')" = CONTAINER_EXITED ]; }
-pod_gone() { ! crictl_ pods -q | grep -q "$1"; }
+pod_gone() { ! crictl_ pods -q | grep -c "$1" >/dev/null; }
 no_answer() { ! curl -sS --max-time 3 "http://$1:80/"; }
 pids_alive() { # PIDS
 	[ -n "$1" ] || { echo "no process found"; return 1; }
@@ -203,7 +203,7 @@ pids_alive() { # PIDS
 	for p in $1; do kill -0 "$p" || return 1; done
 }
 found_again() { # POD CTR
-	crictl_ pods -q | grep -q "$1" && crictl_ ps -q | grep -q "$2" && pod_ready "$1" && ctr_running "$2"
+	crictl_ pods -q | grep -c "$1" >/dev/null && crictl_ ps -q | grep -c "$2" >/dev/null && pod_ready "$1" && ctr_running "$2"
 }
 same() { echo "before: $1 after: $2"; [ "$1" = "$2" ]; }
 # second_daemon_refused: another vc-cri with the same configuration
@@ -216,7 +216,7 @@ second_daemon_refused() {
 	printf '%s\n' "$out" | tail -n 3
 	[ "$rc" != 0 ] && [ "$rc" != 124 ] || { echo "the second daemon exited $rc"; return 1; }
 	case $out in *"another vc-cri serves it"*) ;; *) echo "no word of the lock"; return 1 ;; esac
-	crictl_ --timeout 20s pods -q | grep -q . || { echo "the first daemon no longer answers"; return 1; }
+	crictl_ --timeout 20s pods -q | grep -c . >/dev/null || { echo "the first daemon no longer answers"; return 1; }
 }
 exec_tty_simple() { script -qec "${VC_CRICTL[*]} exec -it $1 sh -c '[ -t 1 ] && echo tty-yes'" /dev/null </dev/null; }
 new_container() { # POD CONFIG POD-CONFIG

@@ -183,7 +183,7 @@ probe_count() {
 		/^prober_probe_total\{/ && index($0, p) && index($0, r) { n += $NF } END { print n + 0 }'
 }
 
-port_free() { ! ss -ltnH "sport = :$1" | grep -q .; }
+port_free() { ! ss -ltnH "sport = :$1" | grep -c . >/dev/null; }
 
 write_kubelet_config() {
 	mkdir -p "$KROOT" "$KDIR/pod-logs" "$KDIR/pki" "$KDIR/volume-plugins" "$MANIFESTS" "$KDIR/src"
@@ -426,7 +426,7 @@ check_web_up() {
 	web_sandbox=$(sandbox_ids web)
 	echo "sandbox $web_sandbox"
 	[ "$(echo "$web_sandbox" | wc -w)" = 1 ] && echo "$web_sandbox" >>"$VC_BASE/ids"
-	curl -sS --max-time 10 "http://$(crictl_ inspectp -o go-template --template '{{.status.network.ip}}' "$web_sandbox"):80/" | grep -q "Welcome to nginx"
+	curl -sS --max-time 10 "http://$(crictl_ inspectp -o go-template --template '{{.status.network.ip}}' "$web_sandbox"):80/" | grep -c "Welcome to nginx" >/dev/null
 }
 
 # execsync_ms FROM TO: the duration (ms) of every ExecSync vc-cri served
@@ -583,7 +583,7 @@ check_crash_logs() { # an exited attempt: exit code 3, its log has the command's
 	for id in $(ctr_ids "$crash_sandbox" crasher); do
 		st=$(cfield "$id" '{{.status.state}} {{.status.exitCode}} attempt {{.status.metadata.attempt}}')
 		echo "${id:0:13}: $st"
-		case $st in "CONTAINER_EXITED 3 "*) crictl_ logs "$id" 2>&1 | grep -q crasher-ran && n=$((n + 1)) ;; esac
+		case $st in "CONTAINER_EXITED 3 "*) crictl_ logs "$id" 2>&1 | grep -c crasher-ran >/dev/null && n=$((n + 1)) ;; esac
 	done
 	[ "$n" -ge 1 ]
 }
@@ -599,7 +599,7 @@ check_init_order() {
 	echo "writer: $(cfield "$writer" '{{.status.state}} created {{.status.createdAt}}')"
 	echo "reader: $(cfield "$reader" '{{.status.state}} created {{.status.createdAt}}')"
 	[ "$(cfield "$init" '{{.status.state}} {{.status.exitCode}}')" = "CONTAINER_EXITED 0" ] || return 1
-	crictl_ logs "$init" 2>&1 | grep -q init-done || { echo "init's log lacks init-done"; return 1; }
+	crictl_ logs "$init" 2>&1 | grep -c init-done >/dev/null || { echo "init's log lacks init-done"; return 1; }
 	fin=$(ns_of "$(cfield "$init" '{{.status.finishedAt}}')")
 	cw=$(ns_of "$(cfield "$writer" '{{.status.createdAt}}')")
 	cr=$(ns_of "$(cfield "$reader" '{{.status.createdAt}}')")
