@@ -79,23 +79,7 @@ func TestReadOnlyMountsAndGroupsInVM(t *testing.T) {
 	if _, err := r.StartSandbox(bg, s.ID()); err != nil {
 		t.Fatalf("StartSandbox: %v", err)
 	}
-	exec := func(id string, cmd vc.Cmd) (string, int32) {
-		t.Helper()
-		_, _, p, err := r.EnterContainer(bg, s.ID(), id, cmd)
-		if err != nil {
-			t.Fatalf("EnterContainer: %v", err)
-		}
-		_, out, _, err := r.IOStream(ctx, s.ID(), id, p.Token)
-		if err != nil {
-			t.Fatalf("IOStream of exec: %v", err)
-		}
-		b, _ := io.ReadAll(out)
-		code, err := r.WaitProcess(ctx, s.ID(), id, p.Token)
-		if err != nil {
-			t.Fatalf("WaitProcess: %v", err)
-		}
-		return string(b), code
-	}
+	exec := func(id string, cmd vc.Cmd) (string, int32) { return execIn(ctx, t, r, s.ID(), id, cmd) }
 	for id, want := range map[string]string{"merge": "1000 1234 50000\n", "strict": "1000 1234\n"} {
 		line := make([]byte, len(want))
 		if _, err := io.ReadFull(firstLines[id], line); err != nil || string(line) != want {

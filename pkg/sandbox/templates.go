@@ -182,9 +182,7 @@ func (r *Runtime) buildTemplate(ctx context.Context, hv hypervisor.Hypervisor, d
 	}
 	// The agent ends its link's session when it reads the host's leaving;
 	// saved before, every pod would start with a session nobody has.
-	if err := sleepCtx(ctx, 200*time.Millisecond); err != nil {
-		return err
-	}
+	time.Sleep(200 * time.Millisecond)
 	if err := saver.SaveTemplate(ctx); err != nil {
 		return err
 	}
@@ -194,15 +192,6 @@ func (r *Runtime) buildTemplate(ctx context.Context, hv hypervisor.Hypervisor, d
 	r.dropOtherTemplates(key)
 	klog.InfoS("VM template built", "template", key, "vcpus", cfg.VCPUs, "memoryMiB", cfg.MemoryMiB, "duration", time.Since(start))
 	return nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 // dropOtherTemplates removes the templates of key's shape that older

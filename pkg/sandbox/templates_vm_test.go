@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -49,20 +48,7 @@ func TestTemplatesInVM(t *testing.T) {
 			t.Fatal(err)
 		}
 		return st, func(script string) string {
-			t.Helper()
-			_, _, p, err := r.EnterContainer(ctx, s.ID(), "app", vc.Cmd{Args: []string{"sh", "-c", script}, Envs: ctr.Cmd.Envs})
-			if err != nil {
-				t.Fatalf("EnterContainer %q: %v", script, err)
-			}
-			_, out, _, err := r.IOStream(ctx, s.ID(), "app", p.Token)
-			if err != nil {
-				t.Fatalf("IOStream: %v", err)
-			}
-			b, _ := io.ReadAll(out)
-			if code, err := r.WaitProcess(ctx, s.ID(), "app", p.Token); err != nil || code != 0 {
-				t.Fatalf("%q exited %d, %v: %s", script, code, err, b)
-			}
-			return strings.TrimSpace(string(b))
+			return strings.TrimSpace(shIn(ctx, t, r, s.ID(), "app", script, ctr.Cmd.Envs))
 		}
 	}
 	templateDirs := func() []string {

@@ -2,7 +2,6 @@ package sandbox_test
 
 import (
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -72,22 +71,7 @@ func TestUserNamespaceInVM(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(bg, 2*time.Minute)
 	defer cancel()
-	exec := func(id, script string) string {
-		t.Helper()
-		_, _, p, err := r.EnterContainer(bg, s.ID(), id, vc.Cmd{Args: []string{"sh", "-c", script + " 2>&1"}})
-		if err != nil {
-			t.Fatalf("EnterContainer: %v", err)
-		}
-		_, out, _, err := r.IOStream(ctx, s.ID(), id, p.Token)
-		if err != nil {
-			t.Fatalf("IOStream of exec: %v", err)
-		}
-		b, _ := io.ReadAll(out)
-		if code, err := r.WaitProcess(ctx, s.ID(), id, p.Token); err != nil || code != 0 {
-			t.Fatalf("%q: %q, exit %d, %v", script, b, code, err)
-		}
-		return string(b)
-	}
+	exec := func(id, script string) string { return shIn(ctx, t, r, s.ID(), id, script+" 2>&1", nil) }
 	if out := strings.Fields(exec("a", "cat /proc/self/uid_map /proc/self/gid_map")); strings.Join(out, " ") != "0 100000 65536 0 100000 65536" {
 		t.Errorf("uid_map and gid_map %q, want 0 %d 65536 each", out, hostID)
 	}

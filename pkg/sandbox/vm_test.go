@@ -13,6 +13,37 @@ import (
 	vc "github.com/vc-cri/vc-cri/pkg/sandbox"
 )
 
+// execIn runs cmd in container id of sandbox sid and returns its output
+// and exit code.
+func execIn(ctx context.Context, t *testing.T, r *vc.Runtime, sid, id string, cmd vc.Cmd) (string, int32) {
+	t.Helper()
+	_, _, p, err := r.EnterContainer(ctx, sid, id, cmd)
+	if err != nil {
+		t.Fatalf("EnterContainer %q: %v", cmd.Args, err)
+	}
+	_, out, _, err := r.IOStream(ctx, sid, id, p.Token)
+	if err != nil {
+		t.Fatalf("IOStream of exec: %v", err)
+	}
+	b, _ := io.ReadAll(out)
+	code, err := r.WaitProcess(ctx, sid, id, p.Token)
+	if err != nil {
+		t.Fatalf("WaitProcess of %q: %v", cmd.Args, err)
+	}
+	return string(b), code
+}
+
+// shIn runs a shell script in container id of sandbox sid, with envs,
+// and returns its output; the test fails unless it exits 0.
+func shIn(ctx context.Context, t *testing.T, r *vc.Runtime, sid, id, script string, envs []vc.EnvVar) string {
+	t.Helper()
+	out, code := execIn(ctx, t, r, sid, id, vc.Cmd{Args: []string{"sh", "-c", script}, Envs: envs})
+	if code != 0 {
+		t.Fatalf("%q exited %d: %s", script, code, out)
+	}
+	return out
+}
+
 func qemuConfig(t *testing.T, containers ...vc.ContainerConfig) vc.SandboxConfig {
 	t.Helper()
 	if testing.Short() {
