@@ -101,6 +101,10 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err != nil {
 		return err
 	}
+	// The default pod's VM template, one NIC (CNI's), built meanwhile.
+	if err := sandboxes.PrepareTemplate(sbCfg, 1); err != nil {
+		klog.ErrorS(err, "No VM template for the default pod; its first pod boots cold")
+	}
 
 	if err := os.MkdirAll(filepath.Dir(socket), 0o755); err != nil {
 		return err

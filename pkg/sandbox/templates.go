@@ -327,3 +327,30 @@ func (r *Runtime) CleanTemplates(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// PrepareTemplate starts building, in the background, the template of
+// the VMs of sandboxes configured as c with nics NICs, unless it is
+// ready or templates are off: a daemon asks at start for its default
+// pod's, so that its first pod need not boot cold.
+func (r *Runtime) PrepareTemplate(c SandboxConfig, nics int) error {
+	if r.templates.dir == "" {
+		return nil
+	}
+	hv, err := r.hypervisorFor(c.HypervisorType)
+	if err != nil {
+		return err
+	}
+	dialer, err := r.dialerFor(c.AgentType)
+	if err != nil {
+		return err
+	}
+	cfg, err := r.vmConfig("template", &c)
+	if err != nil {
+		return err
+	}
+	for i := range nics {
+		cfg.NetDevices = append(cfg.NetDevices, hypervisor.NetDevice{MAC: hypervisor.TemplateMAC(i)})
+	}
+	r.lookupTemplate(hv, dialer, cfg)
+	return nil
+}
