@@ -23,6 +23,10 @@
 #   and containerd_cri_*), sampled around each step;
 #   and the median of each phase of vc-cri's calls in the sequential
 #   samples, from its phase log lines (hack/bench/phases.awk);
+#   BENCH_MANY_PODS (100) pods with an idle busybox container each, started
+#   one after another: the time to the first BENCH_SEQ_PODS (50) and to all,
+#   then their PSS in all (every pod's processes) and CPU, once per runtime
+#   (BENCH_MANY_PODS=0 skips it);
 #   then the sequential rows again for vc-cri's runc handler (crictl runp
 #   --runtime runc: OS containers under conmon) beside containerd, in
 #   samples of their own, with the ratio of each to the VM handler's.
@@ -45,6 +49,8 @@ PAR=${BENCH_PARALLEL:-10}
 IDLE=${BENCH_IDLE_SECONDS:-10}
 CPU_S=${BENCH_CPU_SECONDS:-30}
 DENSITY_ROUNDS=${BENCH_DENSITY_ROUNDS:-1}
+MANY=${BENCH_MANY_PODS:-100}
+SEQ=${BENCH_SEQ_PODS:-50}
 BUSYBOX=registry.k8s.io/e2e-test-images/busybox:1.29-2
 TCK=$(getconf CLK_TCK)
 
@@ -306,6 +312,36 @@ density() {
 	add "cpu10_$rt" "$(awk -v d="$total" -v hz="$TCK" -v ms=$((t1 - t0)) 'BEGIN { printf "%.1f", d / hz / (ms / 1000) * 100 }')"
 }
 
+# many RT: MANY pods with an idle container each, one after another; the
+# time to the first SEQ and to all; their PSS in all and CPU.
+many() {
+	local rt=$1 i p c t0 pss=0 total=0 d
+	local -a pods pids
+	t0=$(vc_ms)
+	for ((i = 1; i <= MANY; i++)); do
+		podjson "$rt" "many-$rt-$i" "$work/many-$rt.json"
+		p=$(cri "$rt" runp "$work/many-$rt.json") && c=$(cri "$rt" create "$p" "$work/ctr.json" "$work/many-$rt.json") &&
+			cri "$rt" start "$c" >/dev/null || { vc_log "$rt: pod $i of $MANY did not start"; break; }
+		pods+=("$p")
+		[ "$i" != "$SEQ" ] || add "seq_$rt" $((($(vc_ms) - t0) / 1000))
+	done
+	add "many_$rt" $((($(vc_ms) - t0) / 1000))
+	add "many_ok_$rt" "${#pods[@]}"
+	vc_log "$rt: ${#pods[@]} pods one after another in $((($(vc_ms) - t0) / 1000)) s; ${IDLE}s idle, then ${CPU_S}s of CPU"
+	sleep "$IDLE"
+	for p in "${pods[@]}"; do
+		# shellcheck disable=SC2046
+		pids+=($(pod_pids "$rt" "$p"))
+	done
+	add "many_pss_$rt" "$(awk -v k="$(pss_kib "${pids[@]}")" 'BEGIN { printf "%.2f", k / 1048576 }')"
+	d=$(ticks "${pids[@]}")
+	t0=$(vc_ms)
+	sleep "$CPU_S"
+	total=$(($(ticks "${pids[@]}") - d))
+	add "many_cpu_$rt" "$(awk -v d="$total" -v hz="$TCK" -v ms=$(($(vc_ms) - t0)) 'BEGIN { printf "%.1f", d / hz / (ms / 1000) * 100 }')"
+	[ ${#pods[@]} = 0 ] || cri "$rt" rmp -f "${pods[@]}" >/dev/null
+}
+
 # parallel RT ROUND: PAR pods at once, time until every runp returned.
 parallel() {
 	local rt=$1 j=$2 k t0 t1 fail=0 p last=0 e
@@ -426,6 +462,10 @@ for ((i = 1; i <= N; i++)); do
 	for rt in "${rts[@]}"; do parallel "$rt" "$i"; done
 done
 
+if [ "$MANY" -gt 0 ]; then
+	for rt in vc ctd; do many "$rt"; done
+fi
+
 if [ "${BENCH_SKIP_RESTART:-0}" != 1 ]; then
 	for ((i = 1; i <= N; i++)); do
 		read -ra rts <<<"$(order "$i")"
@@ -486,6 +526,13 @@ report() {
 	if [ "${BENCH_SKIP_RESTART:-0}" != 1 ]; then
 		row "first runp after a daemon restart (ms)" firstpod
 		row "  daemon restart to answering (ms)" restart
+	fi
+	if [ "$MANY" -gt 0 ]; then
+		row "$SEQ pods+containers one after another (s)" seq
+		row "$MANY pods+containers one after another (s)" many
+		row "  of which started (count)" many_ok
+		row "  their host PSS in all (GiB)" many_pss
+		row "  their CPU, idle (% of a core, ${CPU_S}s)" many_cpu
 	fi
 	row "first pod after the daemon's start (warm-up, ms)" warmup
 	row "rmp -f of $PAR pods (ms)" par_rmp

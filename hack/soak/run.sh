@@ -114,6 +114,18 @@ soak_cycles() {
 	if [ -n "$left" ]; then fail "left after the cycles: $left"; else figure "cycles: nothing left (QEMU, mounts, taps, IPAM leases, records, files)"; fi
 }
 
+# idle_cpu SECONDS: the CPU the QEMU processes use over SECONDS, in
+# percent of one core (utime + stime from /proc/PID/stat).
+idle_cpu() {
+	local pids before after
+	pids=$(vc_qemu_pids)
+	ticks() { for p in $pids; do awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null; done | awk '{ s += $1 } END { print s + 0 }'; }
+	before=$(ticks)
+	sleep "$1"
+	after=$(ticks)
+	awk -v d=$((after - before)) -v hz="$(getconf CLK_TCK)" -v s="$1" 'BEGIN { printf "%.1f", 100 * d / hz / s }'
+}
+
 soak_stats() {
 	local i pod cfg ctr_cfg t0 s="" p="" pss
 	ctr_cfg=$(ctr_json)
@@ -149,6 +161,7 @@ soak_stats() {
 	pss=0
 	for i in $(vc_qemu_pids); do pss=$((pss + $(awk '$1 == "Pss:" { print $2 }' "/proc/$i/smaps_rollup"))); done
 	figure "stats: QEMU PSS of $IDLE_PODS idle pods: $((pss / 1024)) MiB in all, $((pss / 1024 / IDLE_PODS)) MiB each"
+	figure "stats: CPU of $IDLE_PODS idle pods (QEMU, 30 s): $(idle_cpu 30)% of one core"
 	remove_all
 }
 

@@ -42,7 +42,12 @@ const (
 	templateBuildTimeout = 3 * time.Minute
 	// restoreTimeout bounds a restore up to the agent's answer: a guest
 	// that does not answer by then is broken, and the sandbox boots cold.
-	restoreTimeout = 20 * time.Second
+	// Ten restores at once on 2 cores answer within 3 s.
+	restoreTimeout = 10 * time.Second
+	// maxGuestFailures is how many restored guests in a row may fail to
+	// answer before their template is dropped: one may be the host's
+	// load; a state QEMU refuses drops it at once.
+	maxGuestFailures = 3
 	// templateSeedSize is the entropy a restored guest is given.
 	templateSeedSize = 64
 )
@@ -60,9 +65,11 @@ type templates struct {
 	mu sync.Mutex
 	// building holds the keys of the templates being built; failed
 	// those whose build failed in this process, not tried again until
-	// their inputs change. Both guarded by mu.
-	building map[string]bool
-	failed   map[string]bool
+	// their inputs change; guestFailures the restored guests of each
+	// that failed in a row. All guarded by mu.
+	building      map[string]bool
+	failed        map[string]bool
+	guestFailures map[string]int
 	builds   sync.WaitGroup
 }
 
@@ -207,6 +214,22 @@ func (r *Runtime) dropOtherTemplates(key string) {
 	}
 }
 
+// guestAnswered records whether a guest restored from key answered, and
+// returns how many in a row have not.
+func (t *templates) guestAnswered(key string, ok bool) int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.guestFailures == nil {
+		t.guestFailures = map[string]int{}
+	}
+	if ok {
+		delete(t.guestFailures, key)
+		return 0
+	}
+	t.guestFailures[key]++
+	return t.guestFailures[key]
+}
+
 // dropTemplate removes a template, unless it is being built, and keeps
 // this process from building it again: a template that failed a restore
 // is not rebuilt in a loop, and one that older inputs made is not asked
@@ -236,15 +259,18 @@ func (r *Runtime) launchVM(ctx context.Context, ls *lockedSandbox, hv hypervisor
 		return nil, "", err
 	}
 	if key, ok := r.lookupTemplate(hv, dialer, cfg); ok {
-		vm, err := r.restoreVM(ctx, ls, hv, cfg, key)
+		vm, launched, err := r.restoreVM(ctx, ls, hv, cfg, key)
+		failures := r.templates.guestAnswered(key, err == nil)
 		if err == nil {
 			return vm, key, nil
+		}
+		if !launched || failures >= maxGuestFailures {
+			r.dropTemplate(key)
 		}
 		if ctx.Err() != nil {
 			return nil, "", err
 		}
 		klog.InfoS("Warning: VM template failed, booting the sandbox cold", "sandbox", cfg.ID, "template", key, "err", err)
-		r.dropTemplate(key)
 	}
 	vm, err := hv.Launch(ctx, cfg)
 	return vm, "", err
@@ -252,12 +278,14 @@ func (r *Runtime) launchVM(ctx context.Context, ls *lockedSandbox, hv hypervisor
 
 // restoreVM starts the sandbox's VM from template key, and makes its
 // guest the pod's own.
-func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hypervisor.Hypervisor, cfg hypervisor.Config, key string) (_ hypervisor.VM, retErr error) {
+// launched tells whether QEMU took the template's state: a failure after
+// it is the restored guest's.
+func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hypervisor.Hypervisor, cfg hypervisor.Config, key string) (_ hypervisor.VM, launched bool, retErr error) {
 	ctx, cancel := context.WithTimeout(ctx, restoreTimeout)
 	defer cancel()
 	vm, err := hv.Launch(ctx, templateConfig(cfg, hypervisor.FromTemplate, r.templates.files(key)))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	r.vms.put(cfg.ID, vm)
 	defer func() {
@@ -271,11 +299,11 @@ func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hyperviso
 	}()
 	ag, err := ls.agent(ctx)
 	if err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	seed := make([]byte, templateSeedSize)
 	if _, err := rand.Read(seed); err != nil {
-		return nil, err
+		return nil, true, err
 	}
 	req := &protocol.RestoreRequest{UnixNano: time.Now().UnixNano(), RandomSeed: seed, Macs: map[string]string{}}
 	for i, n := range cfg.NetDevices {
@@ -285,9 +313,9 @@ func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hyperviso
 	_, err = ag.Restore(phaseCtx, req)
 	endPhase(span, err)
 	if err != nil {
-		return nil, fmt.Errorf("restore the guest: %w", err)
+		return nil, true, fmt.Errorf("restore the guest: %w", err)
 	}
-	return vm, nil
+	return vm, true, nil
 }
 
 // waitTemplates waits for the builds in flight (tests, and a Runtime's
