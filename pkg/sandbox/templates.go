@@ -70,7 +70,7 @@ type templates struct {
 	building      map[string]bool
 	failed        map[string]bool
 	guestFailures map[string]int
-	builds   sync.WaitGroup
+	builds        sync.WaitGroup
 }
 
 // templateConfig is cfg as a template of it, or as a VM started from
