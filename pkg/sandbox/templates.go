@@ -43,7 +43,7 @@ const (
 	// restoreTimeout bounds a restore up to the agent's answer: a guest
 	// that does not answer by then is broken, and the sandbox boots cold.
 	// Ten restores at once on 2 cores answer within 3 s.
-	restoreTimeout = 10 * time.Second
+	restoreTimeout = 15 * time.Second
 	// maxGuestFailures is how many restored guests in a row may fail to
 	// answer before their template is dropped: one may be the host's
 	// load; a state QEMU refuses drops it at once.
@@ -214,6 +214,32 @@ func (r *Runtime) dropOtherTemplates(key string) {
 	}
 }
 
+// restoredAgentAttempts is how many links a restore tries, each given
+// its share of restoreTimeout. A restored guest's agent may have been in
+// the middle of a session when its template was saved; a link it does
+// not answer is dropped, and its agent, seeing the host leave and come
+// back, starts afresh.
+const restoredAgentAttempts = 3
+
+// restoredAgent connects to the agent of a restored guest.
+func restoredAgent(ctx context.Context, ls *lockedSandbox) (Agent, error) {
+	var err error
+	for i := range restoredAgentAttempts {
+		actx, cancel := context.WithTimeout(ctx, restoreTimeout/restoredAgentAttempts)
+		var ag Agent
+		ag, err = ls.agent(actx)
+		cancel()
+		if err == nil {
+			return ag, nil
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		klog.InfoS("The restored guest's agent did not answer; connecting again", "sandbox", ls.Config.ID, "attempt", i+1, "err", err)
+	}
+	return nil, err
+}
+
 // guestAnswered records whether a guest restored from key answered, and
 // returns how many in a row have not.
 func (t *templates) guestAnswered(key string, ok bool) int {
@@ -297,7 +323,7 @@ func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hyperviso
 			}
 		}
 	}()
-	ag, err := ls.agent(ctx)
+	ag, err := restoredAgent(ctx, ls)
 	if err != nil {
 		return nil, true, err
 	}
