@@ -56,6 +56,7 @@ func serve(ctx context.Context, cfg *Config) error {
 	if err := sandboxes.CleanTemplates(ctx); err != nil {
 		return fmt.Errorf("VM templates: %w", err)
 	}
+	defer sandboxes.StopTemplates()
 	// The package-level API, for any caller of it in this process, acts
 	// on the same sandboxes.
 	sandbox.SetDefault(sandboxes)

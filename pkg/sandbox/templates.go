@@ -70,7 +70,11 @@ type templates struct {
 	building      map[string]bool
 	failed        map[string]bool
 	guestFailures map[string]int
-	builds        sync.WaitGroup
+	// stopBuilds ends the builds in flight; set with the first build,
+	// guarded by mu.
+	stopBuilds context.CancelFunc
+	buildsCtx  context.Context
+	builds     sync.WaitGroup
 }
 
 // templateConfig is cfg as a template of it, or as a VM started from
@@ -118,10 +122,13 @@ func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, c
 		t.building, t.failed = map[string]bool{}, map[string]bool{}
 	}
 	t.building[key] = true
+	if t.buildsCtx == nil {
+		t.buildsCtx, t.stopBuilds = context.WithCancel(context.Background())
+	}
 	t.builds.Add(1)
 	go func() {
 		defer t.builds.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), templateBuildTimeout)
+		ctx, cancel := context.WithTimeout(t.buildsCtx, templateBuildTimeout)
 		defer cancel()
 		err := r.buildTemplate(ctx, hv, dialer, cfg, key)
 		t.mu.Lock()
@@ -344,9 +351,21 @@ func (r *Runtime) restoreVM(ctx context.Context, ls *lockedSandbox, hv hyperviso
 	return vm, true, nil
 }
 
-// waitTemplates waits for the builds in flight (tests, and a Runtime's
-// owner that shuts down).
+// waitTemplates waits for the builds in flight.
 func (r *Runtime) waitTemplates() { r.templates.builds.Wait() }
+
+// StopTemplates ends the template builds in flight, their VMs stopped,
+// and waits for them: a Runtime's owner calls it as it shuts down, so
+// that no template VM outlives it.
+func (r *Runtime) StopTemplates() {
+	t := &r.templates
+	t.mu.Lock()
+	if t.stopBuilds != nil {
+		t.stopBuilds()
+	}
+	t.mu.Unlock()
+	t.builds.Wait()
+}
 
 // CleanTemplates removes what a process that died building a template
 // left: its VM, still running, and its files. A Runtime's owner calls it

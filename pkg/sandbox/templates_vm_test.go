@@ -125,3 +125,25 @@ func TestTemplatesInVM(t *testing.T) {
 		t.Fatalf("templates after a failed restore: %q, want none (not rebuilt)", dirs)
 	}
 }
+
+// TestStopTemplatesInVM: a Runtime that shuts down while a template is
+// being built leaves neither its VM nor its files behind.
+func TestStopTemplatesInVM(t *testing.T) {
+	cfg := qemuConfig(t)
+	templates := t.TempDir()
+	r := vc.NewTestRuntime(t, vc.WithTemplates(templates))
+	if err := r.PrepareTemplate(cfg, 1); err != nil {
+		t.Fatalf("PrepareTemplate: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // into the template VM's boot
+	r.StopTemplates()
+	if entries, _ := os.ReadDir(templates); len(entries) != 0 {
+		t.Errorf("template files left: %v", entries)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), templates) {
+			t.Errorf("a process of the template runs: %s: %q", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+}
