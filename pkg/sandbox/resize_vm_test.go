@@ -25,8 +25,14 @@ func limits(quota int64, memMiB int64) specs.LinuxResources {
 // by a vCPU and by 256 MiB, the guest seeing both; a shrink that would
 // take memory the guest uses, and a grow beyond the VM's room, are
 // refused and leave everything as it was; then it shrinks back. It logs
-// how long the hot-plug of a vCPU and the grow of 256 MiB took.
+// how long the hot-plug of a vCPU and the grow of 256 MiB took. It runs
+// on a cold-booted VM and on one started from a template.
 func TestResizeInVM(t *testing.T) {
+	t.Run("cold", func(t *testing.T) { resizeInVM(t, false) })
+	t.Run("template", func(t *testing.T) { resizeInVM(t, true) })
+}
+
+func resizeInVM(t *testing.T, fromTemplate bool) {
 	ctr := vc.ContainerConfig{
 		ID: "app", RootFs: containerRootfs,
 		Cmd:       vc.Cmd{Args: []string{"sleep", "100000"}, Envs: []vc.EnvVar{{Var: "PATH", Value: "/bin:/usr/bin"}}},
@@ -42,11 +48,21 @@ func TestResizeInVM(t *testing.T) {
 	cfg.HypervisorConfig.NumVCPUs, cfg.HypervisorConfig.MemorySize = 1, 256
 	cfg.HypervisorConfig.DefaultMaxVCPUs, cfg.HypervisorConfig.DefaultMaxMemorySize = 2, 768
 	r, bg := vc.NewTestRuntime(t), context.Background()
+	if fromTemplate {
+		r = vc.NewTestRuntime(t, vc.WithTemplates(t.TempDir()))
+		if err := r.PrepareTemplate(cfg, 0); err != nil {
+			t.Fatalf("PrepareTemplate: %v", err)
+		}
+		r.WaitTemplates()
+	}
 	s, err := r.RunSandbox(bg, cfg)
 	if err != nil {
 		t.Fatalf("RunSandbox: %v", err)
 	}
 	defer r.DeleteSandbox(bg, s.ID())
+	if st, err := r.StatusSandbox(bg, s.ID()); err != nil || (st.Template != "") != fromTemplate {
+		t.Fatalf("sandbox from template %q (%v), want one: %v", st.Template, err, fromTemplate)
+	}
 	ctx, cancel := context.WithTimeout(bg, 5*time.Minute)
 	defer cancel()
 	sh := func(script string) string {
