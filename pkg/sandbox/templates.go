@@ -35,8 +35,9 @@ import (
 
 const (
 	templateReadyFile = "ready"
-	// maxTemplates bounds the shapes kept: each costs the guest memory
-	// its boot touched, on a tmpfs.
+	// maxTemplates bounds the shapes kept, the one used least lately
+	// making room for a new one: each costs the guest memory its boot
+	// touched, on a tmpfs.
 	maxTemplates = 4
 	// templateBuildTimeout bounds a template's boot and save.
 	templateBuildTimeout = 3 * time.Minute
@@ -92,8 +93,8 @@ func (t *templates) files(key string) hypervisor.Template {
 	}
 }
 
-// lookup returns the key of cfg's template and whether it is ready; when
-// it is not, and may be built, it starts building it.
+// lookupTemplate returns the key of cfg's template and whether it is
+// ready; when it is not, it starts building it, making room if need be.
 func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, cfg hypervisor.Config) (string, bool) {
 	t := &r.templates
 	if t.dir == "" {
@@ -107,15 +108,16 @@ func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, c
 		klog.ErrorS(err, "No VM template key", "vm", cfg.ID)
 		return "", false
 	}
-	if _, err := os.Stat(filepath.Join(t.dir, key, templateReadyFile)); err == nil {
+	ready := filepath.Join(t.dir, key, templateReadyFile)
+	if _, err := os.Stat(ready); err == nil {
+		// The ready file's time is the template's last use.
+		now := time.Now()
+		_ = os.Chtimes(ready, now, now)
 		return key, true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.building[key] || t.failed[key] {
-		return key, false
-	}
-	if entries, _ := os.ReadDir(t.dir); len(entries) >= maxTemplates {
+	if t.building[key] || t.failed[key] || !t.makeRoom() {
 		return key, false
 	}
 	if t.building == nil {
@@ -140,6 +142,38 @@ func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, c
 		}
 	}()
 	return key, false
+}
+
+// makeRoom removes the template used least lately when maxTemplates are
+// kept, and tells whether one more may be built: the shapes asked for
+// change (pods' sizes, the configuration), and the tmpfs keeps templates
+// across restarts. A template being built is not removed. The caller
+// holds mu.
+func (t *templates) makeRoom() bool {
+	entries, _ := os.ReadDir(t.dir)
+	if len(entries) < maxTemplates {
+		return true
+	}
+	var oldest string
+	var oldestUse time.Time
+	for _, e := range entries {
+		fi, err := os.Stat(filepath.Join(t.dir, e.Name(), templateReadyFile))
+		if err != nil || t.building[e.Name()] {
+			continue
+		}
+		if oldest == "" || fi.ModTime().Before(oldestUse) {
+			oldest, oldestUse = e.Name(), fi.ModTime()
+		}
+	}
+	if oldest == "" {
+		return false
+	}
+	klog.InfoS("Removing the VM template used least lately, to make room", "template", oldest, "lastUse", oldestUse)
+	if err := os.RemoveAll(filepath.Join(t.dir, oldest)); err != nil {
+		klog.ErrorS(err, "Cannot remove VM template", "template", oldest)
+		return false
+	}
+	return true
 }
 
 // buildTemplate boots a template VM of cfg's shape, waits for its agent,
