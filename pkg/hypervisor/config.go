@@ -317,9 +317,12 @@ func (c Config) validate() error {
 	return c.validateTemplate()
 }
 
-// validateTemplate checks the template fields: a template's RAM is a
-// file of its own, which hugepages, preallocation and virtio-fs's shared
-// memory each want otherwise.
+// CanTemplate tells whether VMs of c's kind can have a template: a
+// template's RAM is a file of its own, which hugepages, preallocation and
+// virtio-fs's shared memory each want otherwise.
+func CanTemplate(c Config) bool { return !c.HugePages && !c.MemPrealloc && !sharesMemory(c) }
+
+// validateTemplate checks the template fields.
 func (c Config) validateTemplate() error {
 	switch c.TemplateRole {
 	case NoTemplate:
@@ -328,7 +331,7 @@ func (c Config) validateTemplate() error {
 	default:
 		return invalid("TemplateRole", "unknown %d", c.TemplateRole)
 	}
-	if c.HugePages || c.MemPrealloc || sharesMemory(c) {
+	if !CanTemplate(c) {
 		return invalid("TemplateRole", "templates need plain guest RAM: no HugePages, MemPrealloc or virtio-fs")
 	}
 	for field, p := range map[string]string{"Template.MemPath": c.Template.MemPath, "Template.StatePath": c.Template.StatePath} {

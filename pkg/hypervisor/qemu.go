@@ -311,3 +311,13 @@ func tail(path string) string {
 	}
 	return string(b)
 }
+
+// sleepCtx waits d, or less when ctx ends first (its error then).
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -342,5 +343,63 @@ func TestConfineFileSize(t *testing.T) {
 	}
 	if fi, err := os.Stat(dir + "/log"); err != nil || fi.Size() != 4096 {
 		t.Errorf("the file written past the cap: %v, %v; want 4096 bytes", fi, err)
+	}
+}
+
+// TestQemuArgsTemplate: a template boots with its RAM a shared file and
+// unconnected NICs; a VM from it maps that file privately, has the same
+// devices in the same places (its NICs on its taps, with the template's
+// MAC) and waits for the state; validation refuses what cannot be one.
+func TestQemuArgsTemplate(t *testing.T) {
+	c := validConfig(t)
+	c.NetDevices = []NetDevice{{TapName: "tap0_vc", MAC: "02:00:00:00:00:01"}}
+	tmpl := Template{MemPath: "/run/t/mem", StatePath: "/run/t/state"}
+	build, from := c, c
+	build.TemplateRole, build.Template = BuildTemplate, tmpl
+	from.TemplateRole, from.Template = FromTemplate, tmpl
+	b, f := qemuArgs(build, AccelTCG, hostCaps{}), qemuArgs(from, AccelTCG, hostCaps{})
+	for _, tc := range []struct {
+		args       []string
+		flag, want string
+	}{
+		{b, "-object", "memory-backend-file,id=mem0,size=256M,mem-path=/run/t/mem,share=on"},
+		{f, "-object", "memory-backend-file,id=mem0,size=256M,mem-path=/run/t/mem,share=off"},
+		{b, "-netdev", "hubport,id=net0,hubid=0"},
+		{f, "-netdev", "tap,id=net0,ifname=tap0_vc,script=no,downscript=no"},
+		{f, "-incoming", "defer"},
+	} {
+		if got := values(tc.args, tc.flag); !slices.Contains(got, tc.want) {
+			t.Errorf("%s %v, want %q", tc.flag, got, tc.want)
+		}
+	}
+	nic := "virtio-net-pci,netdev=net0,mac=" + TemplateMAC(0) + ",disable-modern=false"
+	if !slices.Contains(values(b, "-device"), nic) || !slices.Contains(values(f, "-device"), nic) {
+		t.Errorf("NIC %q missing: template %v, from it %v", nic, values(b, "-device"), values(f, "-device"))
+	}
+	if got := values(b, "-incoming"); len(got) != 0 {
+		t.Errorf("a template boots with -incoming %v", got)
+	}
+	// The same devices in the same order: QEMU refuses a state whose
+	// devices differ.
+	devs := func(args []string) []string {
+		var ds []string
+		for _, d := range values(args, "-device") {
+			ds = append(ds, strings.Split(d, ",")[0])
+		}
+		return ds
+	}
+	if !slices.Equal(devs(b), devs(f)) {
+		t.Errorf("devices differ: template %v, from it %v", devs(b), devs(f))
+	}
+
+	hp := build
+	hp.HugePages = true
+	if CanTemplate(hp) || hp.validateTemplate() == nil {
+		t.Error("a hugepage-backed VM is accepted as a template")
+	}
+	missing := from
+	missing.Template.StatePath = filepath.Join(t.TempDir(), "gone")
+	if err := missing.validateTemplate(); err == nil {
+		t.Error("a VM from a template without its files is accepted")
 	}
 }

@@ -124,10 +124,8 @@ func (v *qemuVM) SetMemory(ctx context.Context, mib uint32) (uint32, error) {
 			if got == want {
 				return nil
 			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("the guest plugged %d MiB of the %d MiB asked: %w", got, want, ctx.Err())
-			case <-time.After(sizePollInterval):
+			if err := sleepCtx(ctx, sizePollInterval); err != nil {
+				return fmt.Errorf("the guest plugged %d MiB of the %d MiB asked: %w", got, want, err)
 			}
 		}
 	})

@@ -229,15 +229,6 @@ func (v *qemuVM) restore(ctx context.Context) error {
 	}
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
 // TemplateKey names the template a VM of cfg's shape starts from, as
 // "SHAPE-INPUTS": SHAPE hashes the command line that cfg renders as a
 // template, the VM's own fields left out, and INPUTS the identity (size,

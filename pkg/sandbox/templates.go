@@ -100,8 +100,8 @@ func (r *Runtime) lookupTemplate(hv hypervisor.Hypervisor, dialer AgentDialer, c
 	if t.dir == "" {
 		return "", false
 	}
-	if cfg.HugePages || cfg.MemPrealloc || cfg.SharedFS == hypervisor.SharedFSVirtioFS {
-		return "", false // a template's RAM is a file of its own
+	if !hypervisor.CanTemplate(cfg) {
+		return "", false
 	}
 	key, err := hypervisor.TemplateKey(templateConfig(cfg, hypervisor.BuildTemplate, hypervisor.Template{}))
 	if err != nil {
