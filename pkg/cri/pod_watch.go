@@ -69,13 +69,8 @@ func (s *Service) unwatchPod(podID string) {
 // running containers exited with exitcode.Unknown and the reason.
 func (s *Service) podEnded(ctx context.Context, podID string, end sandbox.SandboxEnd) {
 	klog.InfoS("Pod sandbox ended by itself", "pod", podID, "reason", end.Reason)
-	pod, err := s.pods.Update(podID, func(p *podRecord) error {
-		if p.State != runtime.PodSandboxState_SANDBOX_READY {
-			return errNotReady
-		}
-		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
-		return nil
-	})
+	// The containers' exits are recorded first: whoever sees the pod
+	// NOTREADY sees its containers exited too.
 	exit := containerExit{code: exitcode.Unknown, at: end.At, reason: end.Reason, message: endMessage(end.Reason)}
 	for _, c := range s.containers.List() {
 		if c.PodID == podID && c.State == runtime.ContainerState_CONTAINER_RUNNING {
@@ -84,6 +79,13 @@ func (s *Service) podEnded(ctx context.Context, podID string, end sandbox.Sandbo
 			}
 		}
 	}
+	pod, err := s.pods.Update(podID, func(p *podRecord) error {
+		if p.State != runtime.PodSandboxState_SANDBOX_READY {
+			return errNotReady
+		}
+		p.State = runtime.PodSandboxState_SANDBOX_NOTREADY
+		return nil
+	})
 	if err == nil {
 		// As containerd does, the pod's own end is a CONTAINER_STOPPED
 		// event that names the pod.
