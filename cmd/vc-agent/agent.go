@@ -26,7 +26,7 @@ type agent struct {
 	stateDir string
 
 	// mu guards containers and userns; a container guards its own
-	// processes.
+	// processes. A container's entry is nil while it is created.
 	mu         sync.Mutex
 	containers map[string]*container
 	// userns is the pod's user namespace, once a container asked for one.
@@ -99,7 +99,9 @@ func hugePageSizes() []uint64 {
 func (a *agent) DestroySandbox(context.Context, *protocol.DestroySandboxRequest) (*protocol.Empty, error) {
 	a.mu.Lock()
 	for id, c := range a.containers {
-		c.destroy()
+		if c != nil { // nil: being created, destroyed by its creator
+			c.destroy()
+		}
 		delete(a.containers, id)
 	}
 	a.mu.Unlock()
@@ -137,8 +139,8 @@ func (a *agent) SetupNetwork(_ context.Context, req *protocol.SetupNetworkReques
 func (a *agent) container(id string) (*container, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	c, ok := a.containers[id]
-	if !ok {
+	c := a.containers[id]
+	if c == nil {
 		return nil, status.Errorf(codes.NotFound, "container %q not found", id)
 	}
 	return c, nil

@@ -28,7 +28,7 @@ type container struct {
 	spec *specs.Spec
 	lc   *libcontainer.Container
 
-	// mu guards init and execs.
+	// mu guards init and execs. An exec's entry is nil while it starts.
 	mu    sync.Mutex
 	init  *process
 	execs map[string]*process
@@ -41,8 +41,8 @@ func (c *container) process(execID string) (*process, error) {
 	if execID == "" {
 		return c.init, nil
 	}
-	p, ok := c.execs[execID]
-	if !ok {
+	p := c.execs[execID]
+	if p == nil {
 		return nil, status.Errorf(codes.NotFound, "process %q not found in container %q", execID, c.id)
 	}
 	return p, nil
@@ -63,7 +63,9 @@ func (c *container) destroy() {
 	defer c.mu.Unlock()
 	c.init.closeIO()
 	for _, p := range c.execs {
-		p.closeIO()
+		if p != nil {
+			p.closeIO()
+		}
 	}
 }
 
@@ -78,23 +80,43 @@ func (a *agent) CreateContainer(_ context.Context, req *protocol.CreateContainer
 	if spec.Process == nil || len(spec.Process.Args) == 0 || spec.Root == nil || spec.Root.Path == "" {
 		return nil, status.Error(codes.InvalidArgument, "invalid OCI spec: it needs a process with args and a root path")
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if _, ok := a.containers[req.ContainerId]; ok {
-		return nil, status.Errorf(codes.AlreadyExists, "container %q already exists", req.ContainerId)
-	}
-	if spec.Linux != nil {
-		if err := a.userSpec(&spec); err != nil {
-			return nil, status.Errorf(codes.FailedPrecondition, "container %q: %v", req.ContainerId, err)
-		}
+	if err := a.reserveContainer(req.ContainerId, &spec); err != nil {
+		return nil, err
 	}
 	c, err := createContainer(a.stateDir, req.ContainerId, &spec, req.Terminal, req.Stdin)
-	if err != nil {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	_, reserved := a.containers[req.ContainerId]
+	switch {
+	case err != nil:
+		delete(a.containers, req.ContainerId)
 		return nil, status.Errorf(codes.FailedPrecondition, "create container %q: %v", req.ContainerId, err)
+	case !reserved: // the sandbox was destroyed meanwhile
+		c.destroy()
+		return nil, status.Errorf(codes.FailedPrecondition, "create container %q: the sandbox is being destroyed", req.ContainerId)
 	}
 	a.containers[req.ContainerId] = c
 	klog.InfoS("Container created", "container", c.id)
 	return &protocol.Empty{}, nil
+}
+
+// reserveContainer takes the container's ID, and joins the pod's user
+// namespace if the spec asks for one. The ID's entry stays nil while the
+// container is created, without holding a.mu: a create starts a runc init
+// in the guest, and the pod's other containers must not wait for it.
+func (a *agent) reserveContainer(id string, spec *specs.Spec) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.containers[id]; ok {
+		return status.Errorf(codes.AlreadyExists, "container %q already exists", id)
+	}
+	if spec.Linux != nil {
+		if err := a.userSpec(spec); err != nil {
+			return status.Errorf(codes.FailedPrecondition, "container %q: %v", id, err)
+		}
+	}
+	a.containers[id] = nil
+	return nil
 }
 
 func createContainer(stateDir, id string, spec *specs.Spec, terminal, stdin bool) (_ *container, retErr error) {

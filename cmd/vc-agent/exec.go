@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/opencontainers/runc/libcontainer"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/grpc/codes"
@@ -32,21 +33,66 @@ func (a *agent) ExecProcess(_ context.Context, req *protocol.ExecProcessRequest)
 	if len(sp.Args) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "invalid OCI process: no args")
 	}
+	// The ID is reserved while the process starts, without holding c.mu:
+	// a start takes a while (a runc init in the guest), and the other
+	// execs of the container, their output and their exits, must not wait
+	// for it.
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if _, ok := c.execs[req.ExecId]; ok {
+		c.mu.Unlock()
 		return nil, status.Errorf(codes.AlreadyExists, "exec %q already exists in container %q", req.ExecId, c.id)
 	}
-	p, err := newProcess(&sp, sp.Terminal, req.Stdin)
+	c.execs[req.ExecId] = nil
+	c.mu.Unlock()
+	p, err := startExec(a.stateDir, c, &sp, req.Stdin)
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if err != nil {
-		return nil, status.Errorf(codes.Internal, "exec in container %q: %v", c.id, err)
-	}
-	if err := p.start(c.lc.Run); err != nil {
-		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
+		delete(c.execs, req.ExecId)
+		return nil, err
 	}
 	c.execs[req.ExecId] = p
 	klog.V(2).InfoS("Exec started", "container", c.id, "exec", req.ExecId)
 	return &protocol.Empty{}, nil
+}
+
+// startExec starts an exec process through a handle of the container's
+// own: libcontainer holds a handle's lock across a start, and with one
+// handle each exec would wait for the one before it, and so would the
+// container's signals and stats.
+func startExec(stateDir string, c *container, sp *specs.Process, withStdin bool) (*process, error) {
+	lc, err := libcontainer.Load(stateDir, c.id)
+	if err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
+	}
+	// A process started in a frozen cgroup would hang its start until the
+	// container is resumed; runc refuses it too.
+	switch st, err := lc.Status(); {
+	case err != nil:
+		return nil, status.Errorf(codes.Internal, "exec in container %q: %v", c.id, err)
+	case st == libcontainer.Paused:
+		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: it is paused", c.id)
+	case st != libcontainer.Running:
+		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: it is %s", c.id, st)
+	}
+	p, err := newProcess(sp, sp.Terminal, withStdin)
+	if err != nil {
+		return nil, status.Errorf(codes.Internal, "exec in container %q: %v", c.id, err)
+	}
+	if cfg := lc.Config(); canExecDirect(&cfg, sp) {
+		st, err := lc.State()
+		if err == nil {
+			err = p.startDirect(func(stdio []*os.File) (*os.Process, error) { return execDirect(&cfg, st, sp, stdio) })
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
+		}
+		return p, nil
+	}
+	if err := p.start(lc.Run); err != nil {
+		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
+	}
+	return p, nil
 }
 
 func (a *agent) process(containerID, execID string) (*container, *process, error) {
@@ -79,7 +125,7 @@ func (a *agent) SignalProcess(_ context.Context, req *protocol.SignalProcessRequ
 		return nil, status.Errorf(codes.FailedPrecondition, "process %q of container %q has exited", req.ExecId, c.id)
 	default:
 	}
-	if err := p.lp.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := p.running.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return nil, status.Errorf(codes.Internal, "signal %v: %v", sig, err)
 	}
 	return &protocol.Empty{}, nil

@@ -28,6 +28,12 @@ import (
 // holds the process back, so nothing written is lost.
 type process struct {
 	lp *libcontainer.Process
+	// running is the started process: lp, or the process of a direct
+	// exec (exec_direct.go). Set before the process is shared.
+	running interface {
+		Wait() (*os.ProcessState, error)
+		Signal(os.Signal) error
+	}
 
 	stdin  io.WriteCloser // nil without stdin
 	stdout io.ReadCloser
@@ -124,6 +130,7 @@ func (p *process) start(run func(*libcontainer.Process) error) error {
 		p.closeIO()
 		return err
 	}
+	p.running = p.lp
 	if p.consoleSocket != nil {
 		tty, err := receiveFile(p.consoleSocket)
 		p.consoleSocket.Close()
@@ -139,8 +146,37 @@ func (p *process) start(run func(*libcontainer.Process) error) error {
 	return nil
 }
 
+// startDirect runs the process with start, given its standard files
+// (exec_direct.go), and then watches for its exit.
+func (p *process) startDirect(start func(stdio []*os.File) (*os.Process, error)) error {
+	stdin, _ := p.lp.Stdin.(*os.File)
+	if stdin == nil {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			return err
+		}
+		defer devNull.Close()
+		stdin = devNull
+	}
+	stdout, _ := p.lp.Stdout.(*os.File)
+	stderr, _ := p.lp.Stderr.(*os.File)
+	if stdout == nil || stderr == nil {
+		return errors.New("a direct start needs pipes for its output")
+	}
+	proc, err := start([]*os.File{stdin, stdout, stderr})
+	closeAll(p.childEnds)
+	p.childEnds = nil
+	if err != nil {
+		p.closeIO()
+		return err
+	}
+	p.running = proc
+	go p.wait()
+	return nil
+}
+
 func (p *process) wait() {
-	state, err := p.lp.Wait()
+	state, err := p.running.Wait()
 	code := exitcode.Unknown
 	if state != nil {
 		ws := state.Sys().(syscall.WaitStatus)

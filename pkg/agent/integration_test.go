@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runtime-tools/generate"
 	"golang.org/x/sys/unix"
 
@@ -116,6 +117,39 @@ func readAll(t testing.TB, c *agent.Client, ctx context.Context, cid, eid string
 	return out
 }
 
+// execOutput runs args in container cid as exec eid and returns its
+// standard output; an exit code other than 0 is an error.
+// It may run on any goroutine.
+func execOutput(c *agent.Client, ctx context.Context, cid, eid string, args ...string) (string, error) {
+	proc, _ := json.Marshal(map[string]any{"args": args, "cwd": "/", "env": []string{"PATH=/bin"}})
+	if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: cid, ExecId: eid, OciProcess: proc}); err != nil {
+		return "", err
+	}
+	stream, err := c.ReadOutput(ctx, &protocol.ReadOutputRequest{ContainerId: cid, ExecId: eid, Stream: protocol.OutputStream_STDOUT})
+	if err != nil {
+		return "", err
+	}
+	if _, err := stream.Header(); err != nil {
+		return "", err
+	}
+	exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: cid, ExecId: eid})
+	if err != nil {
+		return "", err
+	}
+	var out bytes.Buffer
+	for {
+		d, err := stream.Recv()
+		if err != nil {
+			break
+		}
+		out.Write(d.Data)
+	}
+	if exit.ExitCode != 0 {
+		return out.String(), fmt.Errorf("exec %s exited %d", eid, exit.ExitCode)
+	}
+	return out.String(), nil
+}
+
 // TestContainerInVM runs the pod VM end to end: a real guest kernel, the
 // real vc-agent as PID 1, a container from a busybox rootfs.
 func TestContainerInVM(t *testing.T) {
@@ -183,6 +217,79 @@ func TestContainerInVM(t *testing.T) {
 	list, err := c.ListProcesses(ctx, &protocol.ListProcessesRequest{ContainerId: "sleeper", Format: "json"})
 	if err != nil || !bytes.HasPrefix(list.ProcessList, []byte("[")) {
 		t.Fatalf("ListProcesses: %s, %v", list.GetProcessList(), err)
+	}
+
+	// Execs started at once each run, each with its own output, and an
+	// exec ID is taken once even while its process starts.
+	type result struct {
+		id, out string
+		err     error
+	}
+	results := make(chan result, 4)
+	for _, id := range []string{"a", "b", "dup", "dup"} {
+		go func() {
+			out, err := execOutput(c, ctx, "sleeper", id, "echo", id)
+			results <- result{id, out, err}
+		}()
+	}
+	var dupOK, dupTaken int
+	for range 4 {
+		r := <-results
+		switch {
+		case r.id == "dup" && errdefs.IsAlreadyExists(r.err):
+			dupTaken++
+		case r.err != nil:
+			t.Fatalf("exec %s: %v", r.id, r.err)
+		case r.out != r.id+"\n":
+			t.Fatalf("exec %s said %q", r.id, r.out)
+		case r.id == "dup":
+			dupOK++
+		}
+	}
+	if dupOK != 1 || dupTaken != 1 {
+		t.Fatalf("two execs with one ID: %d ran and %d were refused, want 1 and 1", dupOK, dupTaken)
+	}
+
+	// An exec runs as its user, with its capabilities, no_new_privs and
+	// working directory, the container's rlimits, and in the container's
+	// cgroup (what runc's init gives it).
+	script := `grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; ` +
+		`ulimit -n; pwd; echo "HOME=$HOME"; [ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo same-cgroup`
+	proc, _ = json.Marshal(map[string]any{
+		"args": []string{"sh", "-c", script}, "cwd": "/bin", "env": []string{"PATH=/bin"},
+		"user":            map[string]any{"uid": 1000, "gid": 1001, "additionalGids": []int{10}},
+		"capabilities":    map[string]any{"bounding": []string{"CAP_CHOWN", "CAP_KILL"}},
+		"noNewPrivileges": true,
+	})
+	if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: "sleeper", ExecId: "who", OciProcess: proc}); err != nil {
+		t.Fatalf("ExecProcess as a user: %v", err)
+	}
+	whoOut := readAll(t, c, ctx, "sleeper", "who", protocol.OutputStream_STDOUT)
+	if exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: "sleeper", ExecId: "who"}); err != nil || exit.ExitCode != 0 {
+		t.Fatalf("exec as a user: %v, %v", exit, err)
+	}
+	want := strings.Join([]string{
+		"Uid:\t1000\t1000\t1000\t1000", "Gid:\t1001\t1001\t1001\t1001", "Groups:\t10 ",
+		"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
+		"CapBnd:\t0000000000000021", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1",
+		"1024", "/bin", "HOME=/", "same-cgroup", "",
+	}, "\n")
+	if got := <-whoOut; got != want {
+		t.Fatalf("exec as a user saw\n%s\nwant\n%s", got, want)
+	}
+
+	// A paused container refuses an exec rather than hang its start.
+	if _, err := c.PauseContainer(ctx, &protocol.ContainerRequest{ContainerId: "sleeper"}); err != nil {
+		t.Fatalf("PauseContainer: %v", err)
+	}
+	if _, err := execOutput(c, ctx, "sleeper", "paused", "true"); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("exec in a paused container: %v, want FailedPrecondition", err)
+	}
+	if _, err := c.ResumeContainer(ctx, &protocol.ContainerRequest{ContainerId: "sleeper"}); err != nil {
+		t.Fatalf("ResumeContainer: %v", err)
+	}
+	if out, err := execOutput(c, ctx, "sleeper", "resumed", "echo", "resumed"); err != nil || out != "resumed\n" {
+		t.Fatalf("exec after resume: %q, %v", out, err)
 	}
 
 	// Kill it, then shut the VM down.
