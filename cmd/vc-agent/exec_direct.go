@@ -176,6 +176,12 @@ func sameNamespace(a, b string) (bool, error) {
 
 // startOnThread runs on a locked thread that it leaves in the container.
 func startOnThread(cfg *configs.Config, t *targets, sp *specs.Process, stdio []*os.File) (*os.Process, error) {
+	// Read through the agent's /proc: the container's does not show the
+	// agent.
+	caps, ambient, err := processCapabilities(sp.Capabilities)
+	if err != nil {
+		return nil, err
+	}
 	// A thread that shares its filesystem context cannot join a mount
 	// namespace.
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -198,9 +204,8 @@ func startOnThread(cfg *configs.Config, t *targets, sp *specs.Process, stdio []*
 	if err != nil {
 		return nil, err
 	}
-	ambient, err := applyCapabilities(sp.Capabilities)
-	if err != nil {
-		return nil, err
+	if err := caps.Apply(capability.BOUNDING | capability.CAPS); err != nil {
+		return nil, fmt.Errorf("apply capabilities: %w", err)
 	}
 	if sp.NoNewPrivileges {
 		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
@@ -224,44 +229,42 @@ func startOnThread(cfg *configs.Config, t *targets, sp *specs.Process, stdio []*
 	})
 }
 
-// applyCapabilities sets the thread's bounding and inheritable sets to
-// the process's, and returns its ambient set for the child to raise. The
-// effective and permitted sets stay the agent's until the child changes
-// user; execve then makes them what they are after runc's init.
-func applyCapabilities(c *specs.LinuxCapabilities) ([]uintptr, error) {
+// processCapabilities are the thread's capabilities with the process's
+// bounding and inheritable sets, for the thread to apply, and the
+// process's ambient set, for the child to raise. The effective and
+// permitted sets stay the agent's until the child changes user; execve
+// then makes them what they are after runc's init.
+func processCapabilities(c *specs.LinuxCapabilities) (capability.Capabilities, []uintptr, error) {
 	if c == nil {
 		c = &specs.LinuxCapabilities{}
 	}
 	caps, err := capability.NewPid2(0)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := caps.Load(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	bounding, err := capabilityValues(c.Bounding)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	inheritable, err := capabilityValues(c.Inheritable)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ambient, err := capabilityValues(c.Ambient)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	caps.Clear(capability.BOUNDING | capability.INHERITABLE)
 	caps.Set(capability.BOUNDING, bounding...)
 	caps.Set(capability.INHERITABLE, inheritable...)
-	if err := caps.Apply(capability.BOUNDING | capability.CAPS); err != nil {
-		return nil, fmt.Errorf("apply capabilities: %w", err)
-	}
 	out := make([]uintptr, len(ambient))
 	for i, v := range ambient {
 		out[i] = uintptr(v)
 	}
-	return out, nil
+	return caps, out, nil
 }
 
 // capabilityValues are the capabilities named that the guest's kernel

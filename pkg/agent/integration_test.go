@@ -154,7 +154,7 @@ func execOutput(c *agent.Client, ctx context.Context, cid, eid string, args ...s
 // real vc-agent as PID 1, a container from a busybox rootfs.
 func TestContainerInVM(t *testing.T) {
 	shared := t.TempDir()
-	for _, id := range []string{"hello", "sleeper"} {
+	for _, id := range []string{"hello", "sleeper", "confined"} {
 		if err := testimages.BusyboxRootfs(filepath.Join(shared, id)); err != nil {
 			t.Fatal(err)
 		}
@@ -190,12 +190,27 @@ func TestContainerInVM(t *testing.T) {
 	}
 
 	// ps in a running container sees that container's processes only.
-	root = protocol.SharedDir + "/sleeper"
-	if _, err := c.CreateContainer(ctx, &protocol.CreateContainerRequest{ContainerId: "sleeper", OciSpec: spec(t, root, "sleep", "1000")}); err != nil {
-		t.Fatalf("CreateContainer: %v", err)
-	}
-	if _, err := c.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: "sleeper"}); err != nil {
-		t.Fatalf("StartContainer: %v", err)
+	// sleeper has no seccomp filter: its execs start directly
+	// (exec_direct.go); confined has runtime-tools' default filter: its
+	// execs go through runc's init.
+	for _, id := range []string{"sleeper", "confined"} {
+		var g generate.Generator
+		if err := json.Unmarshal(spec(t, protocol.SharedDir+"/"+id, "sleep", "1000"), &g.Config); err != nil {
+			t.Fatal(err)
+		}
+		if g.Config.Linux.Seccomp == nil {
+			t.Fatal("runtime-tools' default spec has no seccomp filter")
+		}
+		if id == "sleeper" {
+			g.Config.Linux.Seccomp = nil
+		}
+		b, _ := json.Marshal(g.Config)
+		if _, err := c.CreateContainer(ctx, &protocol.CreateContainerRequest{ContainerId: id, OciSpec: b}); err != nil {
+			t.Fatalf("CreateContainer %s: %v", id, err)
+		}
+		if _, err := c.StartContainer(ctx, &protocol.ContainerRequest{ContainerId: id}); err != nil {
+			t.Fatalf("StartContainer %s: %v", id, err)
+		}
 	}
 	proc, _ := json.Marshal(map[string]any{"args": []string{"ps", "-o", "pid,args"}, "cwd": "/", "env": []string{"PATH=/bin"}})
 	if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: "sleeper", ExecId: "ps", OciProcess: proc}); err != nil {
@@ -252,7 +267,7 @@ func TestContainerInVM(t *testing.T) {
 
 	// An exec runs as its user, with its capabilities, no_new_privs and
 	// working directory, the container's rlimits, and in the container's
-	// cgroup (what runc's init gives it).
+	// cgroup: the same whether it starts directly or through runc's init.
 	script := `grep -E '^(Uid|Gid|Groups|CapInh|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):' /proc/self/status; ` +
 		`ulimit -n; pwd; echo "HOME=$HOME"; [ "$(cat /proc/self/cgroup)" = "$(cat /proc/1/cgroup)" ] && echo same-cgroup`
 	proc, _ = json.Marshal(map[string]any{
@@ -261,21 +276,23 @@ func TestContainerInVM(t *testing.T) {
 		"capabilities":    map[string]any{"bounding": []string{"CAP_CHOWN", "CAP_KILL"}},
 		"noNewPrivileges": true,
 	})
-	if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: "sleeper", ExecId: "who", OciProcess: proc}); err != nil {
-		t.Fatalf("ExecProcess as a user: %v", err)
-	}
-	whoOut := readAll(t, c, ctx, "sleeper", "who", protocol.OutputStream_STDOUT)
-	if exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: "sleeper", ExecId: "who"}); err != nil || exit.ExitCode != 0 {
-		t.Fatalf("exec as a user: %v, %v", exit, err)
-	}
 	want := strings.Join([]string{
 		"Uid:\t1000\t1000\t1000\t1000", "Gid:\t1001\t1001\t1001\t1001", "Groups:\t10 ",
 		"CapInh:\t0000000000000000", "CapPrm:\t0000000000000000", "CapEff:\t0000000000000000",
 		"CapBnd:\t0000000000000021", "CapAmb:\t0000000000000000", "NoNewPrivs:\t1",
 		"1024", "/bin", "HOME=/", "same-cgroup", "",
 	}, "\n")
-	if got := <-whoOut; got != want {
-		t.Fatalf("exec as a user saw\n%s\nwant\n%s", got, want)
+	for _, id := range []string{"sleeper", "confined"} {
+		if _, err := c.ExecProcess(ctx, &protocol.ExecProcessRequest{ContainerId: id, ExecId: "who", OciProcess: proc}); err != nil {
+			t.Fatalf("ExecProcess as a user in %s: %v", id, err)
+		}
+		whoOut := readAll(t, c, ctx, id, "who", protocol.OutputStream_STDOUT)
+		if exit, err := c.WaitProcess(ctx, &protocol.ProcessRequest{ContainerId: id, ExecId: "who"}); err != nil || exit.ExitCode != 0 {
+			t.Fatalf("exec as a user in %s: %v, %v", id, exit, err)
+		}
+		if got := <-whoOut; got != want {
+			t.Fatalf("exec as a user in %s saw\n%s\nwant\n%s", id, got, want)
+		}
 	}
 
 	// A paused container refuses an exec rather than hang its start.
