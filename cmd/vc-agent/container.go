@@ -146,7 +146,7 @@ func createContainer(stateDir, id string, spec *specs.Spec, terminal, stdin bool
 	p.cgroupDir = filepath.Join("/sys/fs/cgroup", spec.Linux.CgroupsPath)
 	// Start runs the container's init up to the point where it waits for
 	// Exec, as "runc create" does.
-	if err := p.start(lc.Start); err != nil {
+	if err := p.start(byLibcontainer(lc.Start)); err != nil {
 		return nil, err
 	}
 	return &container{id: id, spec: spec, lc: lc, init: p, execs: map[string]*process{}}, nil

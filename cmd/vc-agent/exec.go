@@ -75,21 +75,19 @@ func startExec(stateDir string, c *container, sp *specs.Process, withStdin bool)
 	case st != libcontainer.Running:
 		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: it is %s", c.id, st)
 	}
+	start := byLibcontainer(lc.Run)
+	if cfg := lc.Config(); canExecDirect(&cfg, sp) {
+		st, err := lc.State()
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "exec in container %q: %v", c.id, err)
+		}
+		start = func(lp *libcontainer.Process) (runningProcess, error) { return execDirect(&cfg, st, sp, lp) }
+	}
 	p, err := newProcess(sp, sp.Terminal, withStdin)
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "exec in container %q: %v", c.id, err)
 	}
-	if cfg := lc.Config(); canExecDirect(&cfg, sp) {
-		st, err := lc.State()
-		if err == nil {
-			err = p.startDirect(func(stdio []*os.File) (*os.Process, error) { return execDirect(&cfg, st, sp, stdio) })
-		}
-		if err != nil {
-			return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
-		}
-		return p, nil
-	}
-	if err := p.start(lc.Run); err != nil {
+	if err := p.start(start); err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "exec in container %q: %v", c.id, err)
 	}
 	return p, nil

@@ -42,9 +42,24 @@ func canExecDirect(cfg *configs.Config, sp *specs.Process) bool {
 		cfg.ExecCPUAffinity == nil
 }
 
-// execDirect starts sp in the container whose state is st, with the given
-// standard files (the child's ends). The container's init must run.
-func execDirect(cfg *configs.Config, st *libcontainer.State, sp *specs.Process, stdio []*os.File) (*os.Process, error) {
+// execDirect starts sp in the container whose state is st, with lp's
+// standard files (pipes, no terminal). The container's init must run.
+func execDirect(cfg *configs.Config, st *libcontainer.State, sp *specs.Process, lp *libcontainer.Process) (runningProcess, error) {
+	stdout, _ := lp.Stdout.(*os.File)
+	stderr, _ := lp.Stderr.(*os.File)
+	if stdout == nil || stderr == nil {
+		return nil, errors.New("a direct start needs pipes for its output")
+	}
+	stdin, _ := lp.Stdin.(*os.File)
+	if stdin == nil {
+		devNull, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, err
+		}
+		defer devNull.Close()
+		stdin = devNull
+	}
+	stdio := []*os.File{stdin, stdout, stderr}
 	if err := chownStdio(stdio, int(sp.User.UID)); err != nil {
 		return nil, err
 	}

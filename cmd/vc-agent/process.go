@@ -30,10 +30,7 @@ type process struct {
 	lp *libcontainer.Process
 	// running is the started process: lp, or the process of a direct
 	// exec (exec_direct.go). Set before the process is shared.
-	running interface {
-		Wait() (*os.ProcessState, error)
-		Signal(os.Signal) error
-	}
+	running runningProcess
 
 	stdin  io.WriteCloser // nil without stdin
 	stdout io.ReadCloser
@@ -120,17 +117,30 @@ func newProcess(sp *specs.Process, terminal, withStdin bool) (_ *process, retErr
 	return p, nil
 }
 
-// start runs the process with run (a container's Start or Run) and then
-// watches for its exit.
-func (p *process) start(run func(*libcontainer.Process) error) error {
-	err := run(p.lp)
+// runningProcess is a started process, libcontainer's or the agent's own.
+type runningProcess interface {
+	Wait() (*os.ProcessState, error)
+	Signal(os.Signal) error
+}
+
+// A starter starts the process lp describes.
+type starter func(lp *libcontainer.Process) (runningProcess, error)
+
+// byLibcontainer starts with run, a container's Start or Run.
+func byLibcontainer(run func(*libcontainer.Process) error) starter {
+	return func(lp *libcontainer.Process) (runningProcess, error) { return lp, run(lp) }
+}
+
+// start runs the process with start and then watches for its exit.
+func (p *process) start(start starter) error {
+	running, err := start(p.lp)
 	closeAll(p.childEnds)
 	p.childEnds = nil
 	if err != nil {
 		p.closeIO()
 		return err
 	}
-	p.running = p.lp
+	p.running = running
 	if p.consoleSocket != nil {
 		tty, err := receiveFile(p.consoleSocket)
 		p.consoleSocket.Close()
@@ -142,35 +152,6 @@ func (p *process) start(run func(*libcontainer.Process) error) error {
 		p.tty, p.stdout = tty, tty
 		p.stdin = tty
 	}
-	go p.wait()
-	return nil
-}
-
-// startDirect runs the process with start, given its standard files
-// (exec_direct.go), and then watches for its exit.
-func (p *process) startDirect(start func(stdio []*os.File) (*os.Process, error)) error {
-	stdin, _ := p.lp.Stdin.(*os.File)
-	if stdin == nil {
-		devNull, err := os.Open(os.DevNull)
-		if err != nil {
-			return err
-		}
-		defer devNull.Close()
-		stdin = devNull
-	}
-	stdout, _ := p.lp.Stdout.(*os.File)
-	stderr, _ := p.lp.Stderr.(*os.File)
-	if stdout == nil || stderr == nil {
-		return errors.New("a direct start needs pipes for its output")
-	}
-	proc, err := start([]*os.File{stdin, stdout, stderr})
-	closeAll(p.childEnds)
-	p.childEnds = nil
-	if err != nil {
-		p.closeIO()
-		return err
-	}
-	p.running = proc
 	go p.wait()
 	return nil
 }
